@@ -1,0 +1,39 @@
+/*
+ * base_impl.h - internals shared by every layer of libmixprec: how a failure
+ * is recorded, and small helpers. Never installed.
+ */
+#ifndef MIXPREC_BASE_IMPL_H
+#define MIXPREC_BASE_IMPL_H
+
+#include "mixprec/base.h"
+
+#if defined(__GNUC__)
+#define MXP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MXP_PRINTF(a, b)
+#endif
+
+/* Record "file:line: message" as this thread's last error and return st. */
+mxp_status mxp_error_set(mxp_status st, const char *file, int line, const char *fmt, ...)
+    MXP_PRINTF(4, 5);
+
+/* return MXP_FAIL(MXP_ERR_SHAPE, "m=%zu does not match", m); */
+#define MXP_FAIL(st, ...) mxp_error_set((st), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Propagate a failure from a callee whose message is already set. */
+#define MXP_TRY(expr)                                                                              \
+    do {                                                                                           \
+        mxp_status mxp_try_st_ = (expr);                                                           \
+        if (mxp_try_st_ != MXP_OK) return mxp_try_st_;                                             \
+    } while (0)
+
+/* mxp_alloc with the size computed as a*b, failing cleanly on overflow. */
+void *mxp_alloc_array(size_t count, size_t elem);
+
+/* Whether the running CPU supports an ISA family (cached cpuid). */
+int mxp_cpu_supports(mxp_isa isa);
+
+#define MXP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MXP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif
