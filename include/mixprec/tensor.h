@@ -107,10 +107,12 @@ mxp_status mxp_tensor_select(mxp_tensor *view, const mxp_tensor *src, int dim, i
 
 /* Copy src into dst elementwise, converting dtype (round to nearest even,
  * as mxp_convert). Any strides; shapes must be equal. dst and src must not
- * overlap. Errors: MXP_ERR_SHAPE, MXP_ERR_INVALID_ARG. */
+ * overlap. Errors: MXP_ERR_SHAPE, MXP_ERR_INVALID_ARG, MXP_ERR_BACKEND (a
+ * tensor not on the CPU). */
 mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src);
 
-/* Set every element to value (rounded to the dtype). */
+/* Set every element to value (rounded to the dtype).
+ * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_BACKEND (a tensor not on the CPU). */
 mxp_status mxp_tensor_fill(mxp_tensor *t, float value);
 
 /* "bf16 (8, 3, 28, 28)" into buf (always NUL-terminated). Returns buf. */
