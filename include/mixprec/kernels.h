@@ -83,6 +83,12 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
  * e.g. "gemm_bf16_f32acc_avx512bf16 14x32". Static storage. */
 const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type);
 
+/* mxp_gemm keeps its packing workspace between calls (a fresh block per call
+ * would cost page faults). This returns it to the allocator, e.g. before a
+ * test checks that allocations and frees balance, or at shutdown. Safe to
+ * call at any time; a GEMM running concurrently keeps its block. */
+void mxp_gemm_release_workspace(void);
+
 /* ---- element-wise ("follow": dtype dt in and out, fp32 inside) ----------- */
 /* All take n elements; y may alias an input exactly (in place), no other
  * overlap. Errors: MXP_ERR_INVALID_ARG (NULL with n > 0), MXP_ERR_DTYPE. */

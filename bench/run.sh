@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bench/run.sh - every speed target of docs/BENCHMARKS.md, measured side by
+# side in one run: each (shape, threads) alternates mixprec, oneDNN and
+# OpenBLAS in fresh processes, ROUNDS times, and bench/summarize.py reports
+# medians and ratios. Nothing here is a test; it asserts nothing.
+#
+#   bash bench/run.sh [BUILD_DIR]          (default build/; ROUNDS=5 REPS=10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+ROUNDS=${ROUNDS:-5}
+REPS=${REPS:-10}
+GC="$BUILD/bench/gemm_compare"
+[ -x "$GC" ] || { echo "bench/run.sh: $GC not built (needs libdnnl-dev and libopenblas-dev: scripts/setup.sh --bench)" >&2; exit 1; }
+mkdir -p bench/results
+OUT=bench/results/$(date +%Y-%m-%d)-$(hostname -s).jsonl
+: > "$OUT"
+echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) nproc=$(nproc)" >&2
+
+SHAPES=("1024 1024 1024" "4096 768 3072" "4096 3072 768")
+RUNS=("mixprec bf16" "onednn bf16" "onednn-blocked bf16" "mixprec f32" "openblas f32" "onednn f32" "mixprec f16")
+for round in $(seq "$ROUNDS"); do
+    for shape in "${SHAPES[@]}"; do
+        for threads in 1 2; do
+            for run in "${RUNS[@]}"; do
+                # shellcheck disable=SC2086
+                $GC $run $shape "$threads" "$REPS" 2>/dev/null >> "$OUT" || echo "skipped: $run $shape t=$threads" >&2
+            done
+        done
+    done
+    for threads in 1 2; do
+        "$BUILD/mixprec" bench convert --json --threads "$threads" >> "$OUT"
+    done
+    echo "round $round/$ROUNDS done" >&2
+done
+python3 bench/summarize.py "$OUT"

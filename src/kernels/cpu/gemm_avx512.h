@@ -1,0 +1,37 @@
+/*
+ * gemm_avx512.h - register helpers shared by the AVX-512 GEMM files
+ * (gemm_avx512.c, gemm_avx512bf16.c). Include only from files compiled with
+ * AVX-512 flags.
+ */
+#ifndef MIXPREC_GEMM_AVX512_H
+#define MIXPREC_GEMM_AVX512_H
+
+#include "../../numerics/simd_avx512.h"
+#include "gemm_impl.h"
+
+/* Transpose a 16x16 block of 32-bit lanes held in r[0..15]: afterwards r[k]
+ * holds what was column k. Works for any 32-bit payload (fp32, bf16 pairs). */
+static inline void mxp_transpose16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 16; i += 8)
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+    }
+}
+
+#endif
