@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# scripts/setup.sh - install what mixprec needs on Debian 12 (bookworm); idempotent.
+#
+#   scripts/setup.sh            build tools + test dependencies (make demo, make test)
+#   scripts/setup.sh --build    build tools only (make build)
+#   scripts/setup.sh --bench    build tools + benchmark-only dependencies (make bench)
+#   scripts/setup.sh --check    only report what is missing; exit 1 if anything is
+#
+# It asks dpkg-query what is missing and touches apt only then (apt-get update,
+# then apt-get install -y). As root it installs; otherwise it prints the exact
+# `sudo apt-get install ...` line and exits 1. When everything is present it
+# changes nothing and takes well under a second.
+#
+# Python packages from PyPI are for tests only, installed with pip for the
+# system interpreter /usr/bin/python3 that the reference tests use. A pip
+# failure is reported and never fatal: the tests that need the package skip.
+set -euo pipefail
+
+# ---- what each mode needs: one Debian package a line ---------------------------
+BUILD_PKGS=(
+    gcc             # C11 compiler; also brings OpenMP (libgomp) and the ASan/UBSan runtimes
+    libc6-dev       # C headers (gcc only recommends it)
+    make
+    cmake
+    pkg-config      # tests/pkgconfig_check.sh links a program the way a user would
+)
+TEST_PKGS=(
+    python3-numpy   # reference values (float16) in tests/reference
+    python3-torch   # reference values (bfloat16) in tests/reference
+    python3-pip     # to install the PyPI packages below
+)
+TEST_PIP_PKGS=(
+    ml_dtypes       # numpy dtypes for bfloat16 and fp8; tests that need it skip without it
+)
+BENCH_PKGS=(
+    libdnnl-dev     # oneDNN: the bf16 matmul we measure against
+    libopenblas-dev # OpenBLAS: the sgemm we measure against
+    hyperfine       # times whole commands
+)
+
+PYTHON=/usr/bin/python3
+
+usage() {
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+mode=test
+for arg in "$@"; do
+    case "$arg" in
+        --build) mode=build ;;
+        --bench) mode=bench ;;
+        --test) mode=test ;;
+        --check) check_only=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "setup.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+check_only=${check_only:-0}
+
+wanted=("${BUILD_PKGS[@]}")
+pip_wanted=()
+case "$mode" in
+    test) wanted+=("${TEST_PKGS[@]}"); pip_wanted+=("${TEST_PIP_PKGS[@]}") ;;
+    bench) wanted+=("${BENCH_PKGS[@]}") ;;
+esac
+
+say() { echo "setup.sh: $*"; }
+
+# ---- Debian packages --------------------------------------------------------------
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    say "not a Debian system (no dpkg-query); install the equivalents of: ${wanted[*]}"
+    for tool in cc make cmake pkg-config; do
+        command -v "$tool" >/dev/null 2>&1 || { say "missing: $tool"; exit 1; }
+    done
+    exit 0
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == ii* ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+    say "Debian packages ($mode): all ${#wanted[@]} present"
+elif ((check_only)); then
+    say "missing Debian packages: ${missing[*]}"
+    exit 1
+elif ((EUID != 0)); then
+    say "missing Debian packages: ${missing[*]}"
+    echo "Run this, then run the make command again:"
+    echo
+    echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    echo
+    exit 1
+else
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${missing[@]}"
+    say "installed: ${missing[*]}"
+fi
+
+# ---- PyPI packages for tests (never fatal) ---------------------------------------
+for mod in "${pip_wanted[@]}"; do
+    if "$PYTHON" -c "import $mod" >/dev/null 2>&1; then
+        say "python package $mod: present"
+        continue
+    fi
+    if ((check_only)); then
+        say "python package $mod: missing (tests that need it will skip)"
+        continue
+    fi
+    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        say "python package $mod: not installed, no pip for $PYTHON (tests that need it will skip)"
+        continue
+    fi
+    # Keep the Debian numpy: python3-torch is built against it, and the newest
+    # wheels of many packages would pull in numpy 2. Pinning it makes pip pick
+    # a release of $mod that works with the numpy we have.
+    pin=()
+    numpy_version=$("$PYTHON" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+    [[ -n "$numpy_version" ]] && pin=("numpy==$numpy_version")
+    # As root into /usr/local (every user's /usr/bin/python3 sees it), else --user.
+    where=(--root-user-action=ignore)
+    ((EUID == 0)) || where=(--user)
+    # --break-system-packages: Debian 12 marks its Python externally managed (PEP 668).
+    say "python package $mod: pip install ${where[*]} $mod ${pin[*]}"
+    if timeout 600 "$PYTHON" -m pip install -q --break-system-packages "${where[@]}" \
+        "$mod" "${pin[@]}" && "$PYTHON" -c "import $mod" >/dev/null 2>&1; then
+        say "python package $mod: installed ($("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || echo '?'))"
+    else
+        say "python package $mod: pip could not install it; tests that need it will skip"
+    fi
+done
+exit 0
