@@ -80,7 +80,8 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
                     const mxp_gemm_epilogue *epi);
 
 /* The GEMM kernel the active ISA uses for these input dtypes, for reports:
- * e.g. "gemm_bf16_f32acc_avx512bf16 14x32". Static storage. */
+ * e.g. "gemm_bf16_f32acc_avx512bf16 14x32". A per-thread buffer, valid until
+ * the next call on the same thread. */
 const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type);
 
 /* mxp_gemm keeps its packing workspace between calls (a fresh block per call
