@@ -53,12 +53,12 @@ typedef enum mxp_bias_mode {
  * struct or NULL means none):
  *     z = alpha * op(A) op(B) + beta * C + bias;   pre_act = z;   C = act(z) */
 typedef struct mxp_gemm_epilogue {
-    const void *bias;      /* (N) or (M) per bias_mode, dtype bias_dtype */
+    const void *bias; /* (N) or (M) per bias_mode, dtype bias_dtype */
     mxp_dtype bias_dtype;
     mxp_bias_mode bias_mode;
     mxp_act act;
-    void *pre_act;         /* (M, ld_pre) in C's dtype, or NULL: z before act,
-                              kept for the backward pass */
+    void *pre_act; /* (M, ld_pre) in C's dtype, or NULL: z before act,
+                      kept for the backward pass */
     size_t ld_pre;
 } mxp_gemm_epilogue;
 
@@ -97,13 +97,12 @@ void mxp_gemm_release_workspace(void);
 mxp_status mxp_add(void *y, const void *a, const void *b, mxp_dtype dt, size_t n); /* y = a + b */
 mxp_status mxp_mul(void *y, const void *a, const void *b, mxp_dtype dt, size_t n); /* y = a * b */
 mxp_status mxp_scale(void *y, const void *x, float s, mxp_dtype dt, size_t n);     /* y = s * x */
-mxp_status mxp_relu(void *y, const void *x, mxp_dtype dt, size_t n);   /* y = max(x, 0) */
+mxp_status mxp_relu(void *y, const void *x, mxp_dtype dt, size_t n); /* y = max(x, 0) */
 mxp_status mxp_gelu_tanh(void *y, const void *x, mxp_dtype dt, size_t n);
 /* dx = dy * (x > 0) */
 mxp_status mxp_relu_backward(void *dx, const void *dy, const void *x, mxp_dtype dt, size_t n);
 /* dx = dy * gelu_tanh'(x) */
-mxp_status mxp_gelu_tanh_backward(void *dx, const void *dy, const void *x, mxp_dtype dt,
-                                  size_t n);
+mxp_status mxp_gelu_tanh_backward(void *dx, const void *dy, const void *x, mxp_dtype dt, size_t n);
 
 /* ---- reductions (fp32 accumulation, fp32 result) ----------------------- */
 
@@ -129,13 +128,16 @@ mxp_status mxp_reduce_cols(mxp_reduce_op op, float *out, const void *x, mxp_dtyp
 /* ---- softmax (fp32 inside) --------------------------------------------- */
 
 /* Row-wise over x (rows, cols) in x_type, written to y (rows, cols) in y_type:
- * y = exp(x - max) / sum exp(x - max). y may be x when the dtypes match. */
+ * y = exp(x - max) / sum exp(x - max). y may be x when the dtypes match.
+ * -inf entries (masked) give 0; a row of only -inf (fully masked) gives all 0,
+ * not NaN; a NaN or +inf in a row makes that whole row NaN. */
 mxp_status mxp_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
                        size_t cols);
 
-/* y = x - max - log(sum exp(x - max)), row-wise, as mxp_softmax. */
-mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type,
-                           size_t rows, size_t cols);
+/* y = x - max - log(sum exp(x - max)), row-wise, as mxp_softmax (-inf where
+ * softmax gives 0 for a masked entry or a fully masked row). */
+mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
+                           size_t cols);
 
 /* ---- loss scaling ------------------------------------------------------ */
 

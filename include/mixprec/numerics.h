@@ -103,10 +103,10 @@ float mxp_format_decode(const mxp_format *f, uint32_t bits);
 
 /* ---- the four conversions everyone needs ------------------------------- */
 
-uint16_t mxp_fp32_to_fp16(float x);  /* RNE, subnormals kept, overflow -> inf */
-float mxp_fp16_to_fp32(uint16_t h);  /* exact */
-uint16_t mxp_fp32_to_bf16(float x);  /* RNE, overflow -> inf */
-float mxp_bf16_to_fp32(uint16_t h);  /* exact */
+uint16_t mxp_fp32_to_fp16(float x); /* RNE, subnormals kept, overflow -> inf */
+float mxp_fp16_to_fp32(uint16_t h); /* exact */
+uint16_t mxp_fp32_to_bf16(float x); /* RNE, overflow -> inf */
+float mxp_bf16_to_fp32(uint16_t h); /* exact */
 
 /* Convert n elements between any two of F32, F16, BF16 with the rules above
  * (16-bit to 16-bit goes through fp32 exactly, so it rounds once). SIMD for
@@ -128,8 +128,8 @@ void mxp_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]);
  * Philox block w / 4), so results do not depend on threads, ISA or how a
  * buffer is split into calls. dst and src must not overlap.
  * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE (dst_type not F16/BF16). */
-mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n,
-                          uint64_t seed, uint64_t offset);
+mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n, uint64_t seed,
+                          uint64_t offset);
 
 /* ---- classification and facts ------------------------------------------ */
 
@@ -148,10 +148,10 @@ mxp_class mxp_format_classify(const mxp_format *f, uint32_t bits);
 const char *mxp_class_name(mxp_class c);
 
 /* Format facts, exact as doubles. */
-double mxp_format_max(const mxp_format *f);           /* largest finite value */
-double mxp_format_min_normal(const mxp_format *f);    /* 2^(1 - bias) */
-double mxp_format_min_subnormal(const mxp_format *f); /* 2^(1 - bias - man_bits) */
-double mxp_format_epsilon(const mxp_format *f);       /* 2^-man_bits: gap above 1.0 */
+double mxp_format_max(const mxp_format *f);            /* largest finite value */
+double mxp_format_min_normal(const mxp_format *f);     /* 2^(1 - bias) */
+double mxp_format_min_subnormal(const mxp_format *f);  /* 2^(1 - bias - man_bits) */
+double mxp_format_epsilon(const mxp_format *f);        /* 2^-man_bits: gap above 1.0 */
 double mxp_format_decimal_digits(const mxp_format *f); /* (man_bits + 1) * log10(2) */
 
 /* The gap between x (as a real number) and the next representable magnitude
@@ -163,21 +163,20 @@ double mxp_format_ulp(const mxp_format *f, double x);
 /* What happens to fp32 values when they are stored in a format. Counts are
  * over the n inputs, each input in exactly one of the first six bins. */
 typedef struct mxp_range_stats {
-    size_t n;            /* inputs examined */
-    size_t zero;         /* input exactly +-0 */
-    size_t nonfinite;    /* input inf or NaN */
-    size_t overflow;     /* finite input that becomes inf (or NaN for FN formats) */
-    size_t flush;        /* nonzero finite input that rounds to zero (underflow) */
-    size_t subnormal;    /* nonzero input that lands on a subnormal */
-    size_t normal;       /* input that lands on a normal value */
-    double max_abs;      /* largest finite |input| (0 if none) */
-    double min_abs;      /* smallest nonzero finite |input| (0 if none) */
+    size_t n;         /* inputs examined */
+    size_t zero;      /* input exactly +-0 */
+    size_t nonfinite; /* input inf or NaN */
+    size_t overflow;  /* finite input that becomes inf (or NaN for FN formats) */
+    size_t flush;     /* nonzero finite input that rounds to zero (underflow) */
+    size_t subnormal; /* nonzero input that lands on a subnormal */
+    size_t normal;    /* input that lands on a normal value */
+    double max_abs;   /* largest finite |input| (0 if none) */
+    double min_abs;   /* smallest nonzero finite |input| (0 if none) */
 } mxp_range_stats;
 
 /* Fill *out for the n fp32 values in x stored in format f.
  * Errors: MXP_ERR_INVALID_ARG (NULL pointers with n > 0). */
-mxp_status mxp_range_stats_f32(const mxp_format *f, const float *x, size_t n,
-                               mxp_range_stats *out);
+mxp_status mxp_range_stats_f32(const mxp_format *f, const float *x, size_t n, mxp_range_stats *out);
 
 #ifdef __cplusplus
 }

@@ -42,11 +42,11 @@ typedef enum mxp_device {
 typedef struct mxp_tensor {
     mxp_dtype dtype;
     mxp_device device;
-    int ndim;                       /* 0 (a scalar) .. MXP_MAX_DIMS */
-    int64_t shape[MXP_MAX_DIMS];    /* sizes, >= 0; entries past ndim are 1 */
-    int64_t stride[MXP_MAX_DIMS];   /* element strides (may be 0 for broadcast) */
-    void *data;                     /* the element at index (0, ..., 0) */
-    void *owned;                    /* storage to release on free, or NULL */
+    int ndim;                     /* 0 (a scalar) .. MXP_MAX_DIMS */
+    int64_t shape[MXP_MAX_DIMS];  /* sizes, >= 0; entries past ndim are 1 */
+    int64_t stride[MXP_MAX_DIMS]; /* element strides (may be 0 for broadcast) */
+    void *data;                   /* the element at index (0, ..., 0) */
+    void *owned;                  /* storage to release on free, or NULL */
 } mxp_tensor;
 
 /* Allocate a contiguous (row-major) tensor and its storage on the CPU,

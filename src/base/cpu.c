@@ -20,9 +20,7 @@
 
 #include "base_impl.h"
 
-static struct {
-    int avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512bf16;
-} feat;
+static struct { int avx2, fma, f16c, avx512f, avx512bw, avx512dq, avx512vl, avx512bf16; } feat;
 
 static mxp_isa best = MXP_ISA_REF;
 static mxp_isa chosen = MXP_ISA_REF;

@@ -110,7 +110,8 @@ mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype
         return MXP_FAIL(MXP_ERR_DTYPE, "mxp_convert: unknown dtype (%d -> %d)", (int)src_type,
                         (int)dst_type);
     if (n == 0) return MXP_OK;
-    if (!dst || !src) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: NULL buffer with n=%zu", n);
+    if (!dst || !src)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: NULL buffer with n=%zu", n);
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: n=%zu too large", n);
     if (dst == src && dst_type == src_type) return MXP_OK;
     if (overlaps(dst, n * ds, src, n * ss))
@@ -159,8 +160,8 @@ void mxp_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]) {
     out[3] = c3;
 }
 
-mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n,
-                          uint64_t seed, uint64_t offset) {
+mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n, uint64_t seed,
+                          uint64_t offset) {
     if (dst_type != MXP_DTYPE_F16 && dst_type != MXP_DTYPE_BF16)
         return MXP_FAIL(MXP_ERR_DTYPE, "mxp_convert_sr: destination must be f16 or bf16, got %s",
                         mxp_dtype_name(dst_type));

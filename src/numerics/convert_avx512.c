@@ -46,7 +46,8 @@ static void f16_to_f32_avx512(void *dst, const void *src, size_t n) {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         _mm512_storeu_ps(d + i, mxp_f16_widen16(_mm256_loadu_si256((const __m256i *)(s + i))));
-        _mm512_storeu_ps(d + i + 16, mxp_f16_widen16(_mm256_loadu_si256((const __m256i *)(s + i + 16))));
+        _mm512_storeu_ps(d + i + 16,
+                         mxp_f16_widen16(_mm256_loadu_si256((const __m256i *)(s + i + 16))));
     }
     for (; i < n; i += 16) {
         const __mmask16 m = mxp_mask16(n - i);
@@ -60,7 +61,8 @@ static void bf16_to_f32_avx512(void *dst, const void *src, size_t n) {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         _mm512_storeu_ps(d + i, mxp_bf16_widen16(_mm256_loadu_si256((const __m256i *)(s + i))));
-        _mm512_storeu_ps(d + i + 16, mxp_bf16_widen16(_mm256_loadu_si256((const __m256i *)(s + i + 16))));
+        _mm512_storeu_ps(d + i + 16,
+                         mxp_bf16_widen16(_mm256_loadu_si256((const __m256i *)(s + i + 16))));
     }
     for (; i < n; i += 16) {
         const __mmask16 m = mxp_mask16(n - i);

@@ -36,9 +36,9 @@ static const struct {
     const char *name;
     mxp_dtype dt;
 } dtype_names[] = {
-    {"f32", MXP_DTYPE_F32},  {"fp32", MXP_DTYPE_F32},    {"float32", MXP_DTYPE_F32},
-    {"f16", MXP_DTYPE_F16},  {"fp16", MXP_DTYPE_F16},    {"float16", MXP_DTYPE_F16},
-    {"half", MXP_DTYPE_F16}, {"bf16", MXP_DTYPE_BF16},   {"bfloat16", MXP_DTYPE_BF16},
+    {"f32", MXP_DTYPE_F32},  {"fp32", MXP_DTYPE_F32},  {"float32", MXP_DTYPE_F32},
+    {"f16", MXP_DTYPE_F16},  {"fp16", MXP_DTYPE_F16},  {"float16", MXP_DTYPE_F16},
+    {"half", MXP_DTYPE_F16}, {"bf16", MXP_DTYPE_BF16}, {"bfloat16", MXP_DTYPE_BF16},
 };
 
 mxp_status mxp_dtype_parse(const char *name, mxp_dtype *out) {

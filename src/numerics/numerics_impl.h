@@ -107,7 +107,8 @@ static inline float mxp_decode_impl(const mxp_format *f, uint32_t bits) {
     const uint32_t E = (bits >> M) & exp_ones;
     const uint32_t m = bits & ((1u << M) - 1);
     if (E == exp_ones) {
-        if (f->special == MXP_SPECIAL_IEEE) return mxp_bits_f32(sign | 0x7f800000u | (m << (23 - M)));
+        if (f->special == MXP_SPECIAL_IEEE)
+            return mxp_bits_f32(sign | 0x7f800000u | (m << (23 - M)));
         if (m == (1u << M) - 1) return mxp_bits_f32(sign | 0x7fc00000u);
     }
     if (E == 0) {

@@ -14,9 +14,10 @@
 /* 16 fp32 -> 16 bf16, round to nearest even; NaN -> quiet, sign and top payload kept */
 static inline __m256i mxp_bf16_round16(__m512i u) {
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, lsb), _mm512_set1_epi32(0x7fff)), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, lsb), _mm512_set1_epi32(0x7fff)), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
     const __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
     return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, q));
 }
@@ -33,8 +34,8 @@ static inline __m512 mxp_f16_widen16(__m256i h) {
     /* signalling NaN: 0x7c00 < |h| < 0x7e00 */
     const __mmask16 snan = _mm256_cmpgt_epi16_mask(a, _mm256_set1_epi16(0x7c00)) &
                            _mm256_cmplt_epi16_mask(a, _mm256_set1_epi16(0x7e00));
-    return _mm512_castsi512_ps(_mm512_mask_and_epi32(_mm512_castps_si512(f), snan, _mm512_castps_si512(f),
-                                                     _mm512_set1_epi32(~0x00400000)));
+    return _mm512_castsi512_ps(_mm512_mask_and_epi32(
+        _mm512_castps_si512(f), snan, _mm512_castps_si512(f), _mm512_set1_epi32(~0x00400000)));
 }
 
 static inline __m512 mxp_bf16_widen16(__m256i h) {
@@ -42,6 +43,8 @@ static inline __m512 mxp_bf16_widen16(__m256i h) {
 }
 
 /* mask of the first n (< 16 allowed) lanes */
-static inline __mmask16 mxp_mask16(size_t n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
+static inline __mmask16 mxp_mask16(size_t n) {
+    return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+}
 
 #endif
