@@ -87,18 +87,23 @@ const mxp_format *mxp_format_find(const char *name);
 
 /* Encode an fp32 value in format f, rounding to nearest even, with the
  * overflow and NaN rules of the format (see the contract above). The result
- * is in the low f->bits bits. Exact for fp32 itself. */
+ * is in the low f->bits bits. Exact for fp32 itself (except that a
+ * signalling NaN comes back quiet). */
 uint32_t mxp_format_encode(const mxp_format *f, float x);
 
 /* Stochastic rounding: round |x| up to the next representable magnitude with
  * probability (distance to the lower one) / (gap), using the 32 random bits
  * in rnd. With rnd uniform the result is unbiased: E[decode(encode_sr(x))] = x
- * for x inside the finite range. NaN as in mxp_format_encode; a value past the
- * largest finite one may round to inf (IEEE) or NaN (FN). */
+ * for x inside the finite range (the probability is resolved to 2^-32 of a
+ * gap, so values below 2^-32 of the smallest subnormal always go to zero).
+ * NaN as in mxp_format_encode; a value past the largest finite one may round
+ * to inf (IEEE) or NaN (FN). */
 uint32_t mxp_format_encode_sr(const mxp_format *f, float x, uint32_t rnd);
 
 /* Decode bits (low f->bits bits) of format f to fp32; exact for every format
- * here. A NaN keeps its sign and payload (shifted to the top). */
+ * here. An IEEE-style NaN keeps its sign and payload (shifted to the top,
+ * signalling stays signalling); the one NaN of an FN format decodes to a
+ * quiet NaN of its sign. */
 float mxp_format_decode(const mxp_format *f, uint32_t bits);
 
 /* ---- the four conversions everyone needs ------------------------------- */
@@ -109,7 +114,8 @@ uint16_t mxp_fp32_to_bf16(float x); /* RNE, overflow -> inf */
 float mxp_bf16_to_fp32(uint16_t h); /* exact */
 
 /* Convert n elements between any two of F32, F16, BF16 with the rules above
- * (16-bit to 16-bit goes through fp32 exactly, so it rounds once). SIMD for
+ * (16-bit to 16-bit goes through fp32 exactly, so it rounds once; equal
+ * dtypes are a plain copy of the bits). SIMD for
  * the active ISA, threaded for large n; the same bits as the scalar functions.
  * dst and src must not overlap unless dst == src and the dtypes are equal.
  * Errors: MXP_ERR_INVALID_ARG (NULL with n > 0, overlap), MXP_ERR_DTYPE. */

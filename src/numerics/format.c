@@ -41,15 +41,20 @@ static const struct {
     {"half", MXP_DTYPE_F16}, {"bf16", MXP_DTYPE_BF16}, {"bfloat16", MXP_DTYPE_BF16},
 };
 
+/* The dtype spelled `name`, or -1; never touches the last error. */
+static int dtype_lookup(const char *name) {
+    for (size_t i = 0; i < sizeof dtype_names / sizeof dtype_names[0]; i++)
+        if (strcmp(name, dtype_names[i].name) == 0) return (int)dtype_names[i].dt;
+    return -1;
+}
+
 mxp_status mxp_dtype_parse(const char *name, mxp_dtype *out) {
     if (!name || !out) return MXP_FAIL(MXP_ERR_INVALID_ARG, "null argument");
-    for (size_t i = 0; i < sizeof dtype_names / sizeof dtype_names[0]; i++) {
-        if (strcmp(name, dtype_names[i].name) == 0) {
-            *out = dtype_names[i].dt;
-            return MXP_OK;
-        }
-    }
-    return MXP_FAIL(MXP_ERR_INVALID_ARG, "unknown dtype '%s' (use fp32, fp16 or bf16)", name);
+    const int dt = dtype_lookup(name);
+    if (dt < 0)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "unknown dtype '%s' (use fp32, fp16 or bf16)", name);
+    *out = (mxp_dtype)dt;
+    return MXP_OK;
 }
 
 const mxp_format *mxp_format_of(mxp_dtype dt) {
@@ -63,12 +68,8 @@ const mxp_format *mxp_format_of(mxp_dtype dt) {
 
 const mxp_format *mxp_format_find(const char *name) {
     if (!name) return NULL;
-    mxp_dtype dt;
-    if (mxp_dtype_parse(name, &dt) == MXP_OK) {
-        mxp_clear_error();
-        return mxp_format_of(dt);
-    }
-    mxp_clear_error();
+    const int dt = dtype_lookup(name);
+    if (dt >= 0) return mxp_format_of((mxp_dtype)dt);
     if (strcmp(name, "e4m3") == 0 || strcmp(name, "fp8_e4m3") == 0) return &mxp_format_e4m3;
     if (strcmp(name, "e5m2") == 0 || strcmp(name, "fp8_e5m2") == 0) return &mxp_format_e5m2;
     return NULL;
