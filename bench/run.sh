@@ -4,10 +4,10 @@
 # OpenBLAS in fresh processes, ROUNDS times, and bench/summarize.py reports
 # medians and ratios. Nothing here is a test; it asserts nothing.
 #
-#   bash bench/run.sh [BUILD_DIR]          (default build/; ROUNDS=5 REPS=10)
+#   bash bench/run.sh [BUILD_DIR]     (default $BUILD_DIR or build/; ROUNDS=5 REPS=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${1:-build}
+BUILD=${1:-${BUILD_DIR:-build}}
 ROUNDS=${ROUNDS:-5}
 REPS=${REPS:-10}
 GC="$BUILD/bench/gemm_compare"
