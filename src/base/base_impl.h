@@ -33,6 +33,14 @@ void *mxp_alloc_array(size_t count, size_t elem);
 /* Whether the running CPU supports an ISA family (cached cpuid). */
 int mxp_cpu_supports(mxp_isa isa);
 
+/* An OpenMP pragma that disappears when the library is built without OpenMP, so that
+ * -Wall -Werror does not stop at an unknown pragma: MXP_OMP(omp parallel for ...). */
+#ifdef _OPENMP
+#define MXP_OMP(directive) _Pragma(#directive)
+#else
+#define MXP_OMP(directive)
+#endif
+
 #define MXP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MXP_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -15,25 +15,25 @@
 static void f32_to_f16_ref(void *dst, const void *src, size_t n) {
     uint16_t *d = dst;
     const float *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = (uint16_t)mxp_encode_impl(&mxp_format_fp16, s[i], 0, 0);
+    for (size_t i = 0; i < n; i++) d[i] = mxp_f32_to_f16_inl(s[i]);
 }
 
 static void f32_to_bf16_ref(void *dst, const void *src, size_t n) {
     uint16_t *d = dst;
     const float *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = (uint16_t)mxp_encode_impl(&mxp_format_bf16, s[i], 0, 0);
+    for (size_t i = 0; i < n; i++) d[i] = mxp_f32_to_bf16_inl(s[i]);
 }
 
 static void f16_to_f32_ref(void *dst, const void *src, size_t n) {
     float *d = dst;
     const uint16_t *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = mxp_decode_impl(&mxp_format_fp16, s[i]);
+    for (size_t i = 0; i < n; i++) d[i] = mxp_f16_to_f32_inl(s[i]);
 }
 
 static void bf16_to_f32_ref(void *dst, const void *src, size_t n) {
     float *d = dst;
     const uint16_t *s = src;
-    for (size_t i = 0; i < n; i++) d[i] = mxp_decode_impl(&mxp_format_bf16, s[i]);
+    for (size_t i = 0; i < n; i++) d[i] = mxp_bf16_to_f32_inl(s[i]);
 }
 
 void mxp_cvt_register_ref(mxp_cvt_table *t) {
@@ -126,7 +126,7 @@ mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype
     /* one contiguous, cache-line aligned slice per thread */
     size_t per = (n + (size_t)nt - 1) / (size_t)nt;
     per = (per + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-#pragma omp parallel for num_threads(nt) schedule(static)
+MXP_OMP(omp parallel for num_threads(nt) schedule(static))
     for (int i = 0; i < nt; i++) {
         size_t b = (size_t)i * per, e = MXP_MIN(n, b + per);
         if (b < e) convert_range(t, dst, dst_type, src, src_type, b, e);
@@ -174,7 +174,7 @@ mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_
     uint16_t *d = dst;
     const int nt = n >= PARALLEL_MIN ? mxp_num_threads() : 1;
     const size_t per = (n + (size_t)nt - 1) / (size_t)nt;
-#pragma omp parallel for num_threads(nt) schedule(static)
+MXP_OMP(omp parallel for num_threads(nt) schedule(static))
     for (int t = 0; t < nt; t++) {
         const size_t b = (size_t)t * per, e = MXP_MIN(n, b + per);
         uint32_t r[4];

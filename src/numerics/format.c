@@ -9,8 +9,8 @@
 #include "numerics_impl.h"
 
 const mxp_format mxp_format_fp32 = {"fp32", 32, 8, 23, 127, MXP_SPECIAL_IEEE};
-const mxp_format mxp_format_fp16 = {"fp16", 16, 5, 10, 15, MXP_SPECIAL_IEEE};
-const mxp_format mxp_format_bf16 = {"bf16", 16, 8, 7, 127, MXP_SPECIAL_IEEE};
+const mxp_format mxp_format_fp16 = MXP_FORMAT_ROW_FP16;
+const mxp_format mxp_format_bf16 = MXP_FORMAT_ROW_BF16;
 const mxp_format mxp_format_e4m3 = {"e4m3", 8, 4, 3, 7, MXP_SPECIAL_FN};
 const mxp_format mxp_format_e5m2 = {"e5m2", 8, 5, 2, 15, MXP_SPECIAL_IEEE};
 
@@ -83,10 +83,10 @@ uint32_t mxp_format_encode_sr(const mxp_format *f, float x, uint32_t rnd) {
 
 float mxp_format_decode(const mxp_format *f, uint32_t bits) { return mxp_decode_impl(f, bits); }
 
-uint16_t mxp_fp32_to_fp16(float x) { return (uint16_t)mxp_encode_impl(&mxp_format_fp16, x, 0, 0); }
-float mxp_fp16_to_fp32(uint16_t h) { return mxp_decode_impl(&mxp_format_fp16, h); }
-uint16_t mxp_fp32_to_bf16(float x) { return (uint16_t)mxp_encode_impl(&mxp_format_bf16, x, 0, 0); }
-float mxp_bf16_to_fp32(uint16_t h) { return mxp_decode_impl(&mxp_format_bf16, h); }
+uint16_t mxp_fp32_to_fp16(float x) { return mxp_f32_to_f16_inl(x); }
+float mxp_fp16_to_fp32(uint16_t h) { return mxp_f16_to_f32_inl(h); }
+uint16_t mxp_fp32_to_bf16(float x) { return mxp_f32_to_bf16_inl(x); }
+float mxp_bf16_to_fp32(uint16_t h) { return mxp_bf16_to_f32_inl(h); }
 
 /* ---- classification and facts ------------------------------------------ */
 

@@ -19,14 +19,6 @@
  * dtype or op would fold away inside the loops. */
 #define MXP_INLINE static inline __attribute__((always_inline))
 
-/* An OpenMP pragma that disappears when the library is built without OpenMP, so that
- * -Wall -Werror does not stop at an unknown pragma: MXP_OMP(omp parallel for ...). */
-#ifdef _OPENMP
-#define MXP_OMP(directive) _Pragma(#directive)
-#else
-#define MXP_OMP(directive)
-#endif
-
 /* ---- kernel signatures (every slot works for one dtype, or one pair) ------ */
 
 /* y[i] = f(a[i], b[i]) for i < n; y may be a or b exactly */
@@ -122,27 +114,22 @@ enum {
 
 /* ---- scalar helpers ------------------------------------------------------ */
 
-/* The reference kernels convert through the inline encoder and decoder of numerics_impl.h
- * with the formats as local constants (the rows of format.c), so the compiler can fold them
- * into straight-line bit arithmetic instead of a call per element (the decode runs ~4x
- * faster); the same bits as mxp_convert. */
+/* The reference kernels convert through the inline conversions of
+ * numerics_impl.h, which the compiler folds into straight-line bit
+ * arithmetic; the same bits as mxp_convert. */
 static inline float mxp_ew_load(mxp_dtype dt, const void *p, size_t i) {
-    static const mxp_format fp16 = {"fp16", 16, 5, 10, 15, MXP_SPECIAL_IEEE};
-    static const mxp_format bf16 = {"bf16", 16, 8, 7, 127, MXP_SPECIAL_IEEE};
     switch (dt) {
-    case MXP_DTYPE_F16: return mxp_decode_impl(&fp16, ((const uint16_t *)p)[i]);
-    case MXP_DTYPE_BF16: return mxp_decode_impl(&bf16, ((const uint16_t *)p)[i]);
+    case MXP_DTYPE_F16: return mxp_f16_to_f32_inl(((const uint16_t *)p)[i]);
+    case MXP_DTYPE_BF16: return mxp_bf16_to_f32_inl(((const uint16_t *)p)[i]);
     default: return ((const float *)p)[i];
     }
 }
 
 /* Round once to nearest even, the bits of mxp_convert. */
 static inline void mxp_ew_store(mxp_dtype dt, void *p, size_t i, float v) {
-    static const mxp_format fp16 = {"fp16", 16, 5, 10, 15, MXP_SPECIAL_IEEE};
-    static const mxp_format bf16 = {"bf16", 16, 8, 7, 127, MXP_SPECIAL_IEEE};
     switch (dt) {
-    case MXP_DTYPE_F16: ((uint16_t *)p)[i] = (uint16_t)mxp_encode_impl(&fp16, v, 0, 0); break;
-    case MXP_DTYPE_BF16: ((uint16_t *)p)[i] = (uint16_t)mxp_encode_impl(&bf16, v, 0, 0); break;
+    case MXP_DTYPE_F16: ((uint16_t *)p)[i] = mxp_f32_to_f16_inl(v); break;
+    case MXP_DTYPE_BF16: ((uint16_t *)p)[i] = mxp_f32_to_bf16_inl(v); break;
     default: ((float *)p)[i] = v; break;
     }
 }

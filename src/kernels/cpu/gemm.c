@@ -23,6 +23,7 @@
 #endif
 
 #include "../../numerics/numerics_impl.h"
+#include "eltwise_impl.h"
 #include "gemm_impl.h"
 
 /* ---- portable reference microkernel ------------------------------------ */
@@ -54,8 +55,8 @@ void mxp_gemm_register_ref(gemm_table *t) {
 
 static inline float load_f32(const void *src, mxp_dtype st, size_t idx) {
     switch (st) {
-    case MXP_DTYPE_BF16: return mxp_decode_impl(&mxp_format_bf16, ((const uint16_t *)src)[idx]);
-    case MXP_DTYPE_F16: return mxp_decode_impl(&mxp_format_fp16, ((const uint16_t *)src)[idx]);
+    case MXP_DTYPE_BF16: return mxp_bf16_to_f32_inl(((const uint16_t *)src)[idx]);
+    case MXP_DTYPE_F16: return mxp_f16_to_f32_inl(((const uint16_t *)src)[idx]);
     default: return ((const float *)src)[idx];
     }
 }
@@ -194,6 +195,7 @@ typedef struct epi_ctx {
     void *pre;
     size_t ld_pre;
     const mxp_cvt_table *cvt;
+    const mxp_ew_table *ew; /* the activations, fp32 in place */
 } epi_ctx;
 
 enum { EPI_STAGE = 1024 };
@@ -235,9 +237,9 @@ static void epilogue(const epi_ctx *e, float *acc, size_t ldacc, size_t i0, size
                 narrow_row(e->cvt, e->ct, (char *)e->pre + ((i0 + i) * e->ld_pre + j0 + j0b) * cs,
                            zb, nb);
             if (e->act == MXP_ACT_RELU)
-                mxp_relu(zb, zb, MXP_DTYPE_F32, nb);
+                e->ew->relu[MXP_DTYPE_F32](zb, zb, 0.0f, nb);
             else if (e->act == MXP_ACT_GELU_TANH)
-                mxp_gelu_tanh(zb, zb, MXP_DTYPE_F32, nb);
+                e->ew->gelu_tanh[MXP_DTYPE_F32](zb, zb, 0.0f, nb);
             if (e->ct != MXP_DTYPE_F32) narrow_row(e->cvt, e->ct, crow + j0b * cs, zb, nb);
         }
     }
@@ -299,7 +301,7 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
                          (const char *)p->A + ((ic + a0) * p->rsa + pc * p->csa) * mxp_dtype_size(p->at),
                          p->at, p->rsa, p->csa, a1 - a0, kc, kr->mr);
             }
-#pragma omp barrier
+MXP_OMP(omp barrier)
             for (size_t jc = j_beg; jc < j_end; jc += ncb) {
                 const size_t nc = MXP_MIN(ncb, j_end - jc);
                 pack(kr, bp, (const char *)p->B + (jc * p->rsb + pc * p->csb) * mxp_dtype_size(p->bt),
@@ -327,7 +329,7 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
                     if (last && p->need_epi) epilogue(&p->epi, cbase, ldcb, ic + ir, mr, jc, nc);
                 }
             }
-#pragma omp barrier
+MXP_OMP(omp barrier)
         }
     }
 }
@@ -413,6 +415,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     p.epi.pre = epi->pre_act;
     p.epi.ld_pre = epi->ld_pre;
     p.epi.cvt = mxp_cvt_table_for(mxp_isa_active());
+    p.epi.ew = mxp_ew_table_for(mxp_isa_active());
     p.need_epi = p.c16 || epi->bias_mode != MXP_BIAS_NONE || epi->act != MXP_ACT_NONE || epi->pre_act;
 
     p.kc = MXP_MIN(kr->kc, K ? K : 1);
@@ -472,7 +475,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
          * (nested regions, limits), nobody works inside and one thread does
          * it all after. */
         int short_team = 0;
-#pragma omp parallel num_threads(nt)
+MXP_OMP(omp parallel num_threads(nt))
         {
 #ifdef _OPENMP
             if (omp_get_num_threads() == nt)
