@@ -34,4 +34,24 @@ static inline void mxp_transpose16x16(__m512 r[16]) {
     }
 }
 
+/* The end of both 14 x 32 microkernels: row i of the accumulators
+ * (c<i>0, c<i>1) scaled by alpha, plus beta C when beta != 0, stored to C with
+ * the first n columns masked in (m0, m1). Expects c, ldc, m, beta, va, vb, m0, m1. */
+#define STORE_ROW(i)                                                                               \
+    do {                                                                                           \
+        if (i < m) {                                                                               \
+            float *cr = c + (size_t)i * ldc;                                                       \
+            __m512 v0 = _mm512_mul_ps(c##i##0, va), v1 = _mm512_mul_ps(c##i##1, va);               \
+            if (beta != 0.0f) {                                                                    \
+                v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);                       \
+                v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);                  \
+            }                                                                                      \
+            _mm512_mask_storeu_ps(cr, m0, v0);                                                     \
+            _mm512_mask_storeu_ps(cr + 16, m1, v1);                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Row i of the accumulators, zeroed. */
+#define DECL_ROW(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps()
+
 #endif

@@ -20,22 +20,6 @@ enum { MR = 14, NR = 32 };
         c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                                               \
     } while (0)
 
-#define STORE_ROW(i)                                                                               \
-    do {                                                                                           \
-        if (i < m) {                                                                               \
-            float *cr = c + (size_t)i * ldc;                                                       \
-            __m512 v0 = _mm512_mul_ps(c##i##0, va), v1 = _mm512_mul_ps(c##i##1, va);               \
-            if (beta != 0.0f) {                                                                    \
-                v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);                       \
-                v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);                  \
-            }                                                                                      \
-            _mm512_mask_storeu_ps(cr, m0, v0);                                                     \
-            _mm512_mask_storeu_ps(cr + 16, m1, v1);                                                \
-        }                                                                                          \
-    } while (0)
-
-#define DECL_ROW(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps()
-
 static void gemm_bf16_f32acc_avx512bf16(size_t kp, const void *a, const void *b, float *c,
                                         size_t ldc, size_t m, size_t n, float alpha, float beta) {
     const int32_t *ap = a; /* one (k, k+1) pair of bf16 per word */
