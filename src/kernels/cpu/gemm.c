@@ -80,7 +80,8 @@ void mxp_gemm_pack_ref(pack_kind kind, void *dst, const void *src, mxp_dtype st,
                     const size_t k = 2 * kq;
                     const int in = r < rr;
                     d[(kq * R + r) * 2 + 0] = in ? s[(p0 + r) * rs + k * cs] : 0;
-                    d[(kq * R + r) * 2 + 1] = in && k + 1 < kc ? s[(p0 + r) * rs + (k + 1) * cs] : 0;
+                    d[(kq * R + r) * 2 + 1] =
+                        in && k + 1 < kc ? s[(p0 + r) * rs + (k + 1) * cs] : 0;
                 }
         }
     }
@@ -188,8 +189,8 @@ typedef struct epi_ctx {
     void *c;
     mxp_dtype ct;
     size_t ldc;
-    float beta;           /* applied here only for a 16-bit C */
-    const float *bias32;  /* bias widened to fp32, or NULL */
+    float beta;          /* applied here only for a 16-bit C */
+    const float *bias32; /* bias widened to fp32, or NULL */
     mxp_bias_mode bias_mode;
     mxp_act act;
     void *pre;
@@ -222,8 +223,8 @@ static void epilogue(const epi_ctx *e, float *acc, size_t ldacc, size_t i0, size
             const size_t nb = MXP_MIN((size_t)EPI_STAGE, n - j0b);
             float *zb = z + j0b;
             if (e->ct != MXP_DTYPE_F32 && e->beta != 0.0f) {
-                (e->ct == MXP_DTYPE_BF16 ? e->cvt->bf16_to_f32 : e->cvt->f16_to_f32)(
-                    tmp, crow + j0b * cs, nb);
+                (e->ct == MXP_DTYPE_BF16 ? e->cvt->bf16_to_f32
+                                         : e->cvt->f16_to_f32)(tmp, crow + j0b * cs, nb);
                 for (size_t j = 0; j < nb; j++) zb[j] += e->beta * tmp[j];
             }
             if (e->bias_mode == MXP_BIAS_COL) {
@@ -255,15 +256,16 @@ typedef struct gemm_plan {
     float alpha, beta;
     const void *A, *B;
     mxp_dtype at, bt;
-    size_t rsa, csa, rsb, csb; /* op(A)(i,k) = A[i*rsa + k*csa]; B^T as rows: op(B)(k,j) = B[j*rsb + k*csb] */
-    int c16;                   /* C is 16-bit: accumulate in the fp32 workspace */
-    float *cacc;               /* (mc, N) fp32 accumulator when c16 */
-    void *apack;               /* shared A block */
-    char *bpack;               /* one B block per thread */
+    size_t rsa, csa, rsb,
+        csb;     /* op(A)(i,k) = A[i*rsa + k*csa]; B^T as rows: op(B)(k,j) = B[j*rsb + k*csb] */
+    int c16;     /* C is 16-bit: accumulate in the fp32 workspace */
+    float *cacc; /* (mc, N) fp32 accumulator when c16 */
+    void *apack; /* shared A block */
+    char *bpack; /* one B block per thread */
     size_t bpack_stride;
     size_t mc, kc, nc;
-    int tm, tn;                /* thread grid: tm along M panels, tn along N */
-    float *c32;                /* C when fp32 */
+    int tm, tn; /* thread grid: tm along M panels, tn along N */
+    float *c32; /* C when fp32 */
     size_t ldc;
     int need_epi;
     epi_ctx epi;
@@ -298,13 +300,15 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
                 const size_t a1 = MXP_MIN(mc, mpan * (size_t)(tid + 1) / (size_t)nt * MR);
                 if (a0 < a1)
                     pack(kr, (char *)p->apack + packed_bytes(kr, a0, kc, kr->mr),
-                         (const char *)p->A + ((ic + a0) * p->rsa + pc * p->csa) * mxp_dtype_size(p->at),
+                         (const char *)p->A +
+                             ((ic + a0) * p->rsa + pc * p->csa) * mxp_dtype_size(p->at),
                          p->at, p->rsa, p->csa, a1 - a0, kc, kr->mr);
             }
-MXP_OMP(omp barrier)
+            MXP_OMP(omp barrier)
             for (size_t jc = j_beg; jc < j_end; jc += ncb) {
                 const size_t nc = MXP_MIN(ncb, j_end - jc);
-                pack(kr, bp, (const char *)p->B + (jc * p->rsb + pc * p->csb) * mxp_dtype_size(p->bt),
+                pack(kr, bp,
+                     (const char *)p->B + (jc * p->rsb + pc * p->csb) * mxp_dtype_size(p->bt),
                      p->bt, p->rsb, p->csb, nc, kc, kr->nr);
                 for (size_t ir = ir_beg; ir < ir_end && ir < mc; ir += MR) {
                     const size_t mr = MXP_MIN(MR, mc - ir);
@@ -329,7 +333,7 @@ MXP_OMP(omp barrier)
                     if (last && p->need_epi) epilogue(&p->epi, cbase, ldcb, ic + ir, mr, jc, nc);
                 }
             }
-MXP_OMP(omp barrier)
+            MXP_OMP(omp barrier)
         }
     }
 }
@@ -352,7 +356,6 @@ static mxp_status gemm_k0(const gemm_plan *p) {
     return MXP_OK;
 }
 
-
 /* Most of one fp32 accumulator block for a 16-bit C (mc x N floats). */
 enum { CACC_BUDGET = 16 << 20 };
 /* Below this many flops one thread beats waking the others. */
@@ -365,7 +368,8 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     static const mxp_gemm_epilogue none = {0};
     if (!epi) epi = &none;
     if ((ta != MXP_NO_TRANS && ta != MXP_TRANS) || (tb != MXP_NO_TRANS && tb != MXP_TRANS))
-        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: transpose flags must be MXP_NO_TRANS or MXP_TRANS");
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "mxp_gemm: transpose flags must be MXP_NO_TRANS or MXP_TRANS");
     if (!mxp_dtype_size(a_type) || !mxp_dtype_size(b_type) || !mxp_dtype_size(c_type))
         return MXP_FAIL(MXP_ERR_DTYPE, "mxp_gemm: unknown dtype (A %d, B %d, C %d)", (int)a_type,
                         (int)b_type, (int)c_type);
@@ -373,7 +377,8 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: unknown epilogue act %d or bias mode %d",
                         (int)epi->act, (int)epi->bias_mode);
     if (epi->bias_mode != MXP_BIAS_NONE && (!epi->bias || !mxp_dtype_size(epi->bias_dtype)))
-        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: bias mode set but no bias or bad bias dtype");
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "mxp_gemm: bias mode set but no bias or bad bias dtype");
     if (M == 0 || N == 0) return MXP_OK;
     if (!C) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: C is NULL");
     if (ldc < N) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: ldc=%zu < N=%zu", ldc, N);
@@ -390,7 +395,8 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
                             brow, K, N);
     }
     if (M > ((size_t)1 << 40) || N > ((size_t)1 << 40) || K > ((size_t)1 << 40))
-        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: dimension too large (%zu, %zu, %zu)", M, N, K);
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_gemm: dimension too large (%zu, %zu, %zu)", M, N,
+                        K);
 
     gemm_plan p;
     memset(&p, 0, sizeof p);
@@ -416,13 +422,17 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     p.epi.ld_pre = epi->ld_pre;
     p.epi.cvt = mxp_cvt_table_for(mxp_isa_active());
     p.epi.ew = mxp_ew_table_for(mxp_isa_active());
-    p.need_epi = p.c16 || epi->bias_mode != MXP_BIAS_NONE || epi->act != MXP_ACT_NONE || epi->pre_act;
+    p.need_epi =
+        p.c16 || epi->bias_mode != MXP_BIAS_NONE || epi->act != MXP_ACT_NONE || epi->pre_act;
 
-    p.kc = MXP_MIN(kr->kc, K ? K : 1);
+    /* even k blocks (768 as 384 + 384, not 512 + 256), whole bf16 pairs */
+    const size_t kblk = K ? (K + kr->kc - 1) / kr->kc : 1;
+    p.kc = K ? (K + kblk - 1) / kblk : 1;
     if (kr->pack == PACK_BF16) p.kc = round_up(p.kc, 2);
     p.nc = MXP_MIN(kr->nc, round_up(N, NR));
     size_t mc_max = kr->mc;
-    if (p.c16 && K > p.kc) mc_max = MXP_MIN(mc_max, MXP_MAX(MR, CACC_BUDGET / sizeof(float) / N / MR * MR));
+    if (p.c16 && K > p.kc)
+        mc_max = MXP_MIN(mc_max, MXP_MAX(MR, CACC_BUDGET / sizeof(float) / N / MR * MR));
     /* even row blocks, so no block is a thin remainder that repacks all of B */
     const size_t mblk = (M + mc_max - 1) / mc_max;
     p.mc = round_up((M + mblk - 1) / mblk, MR);
@@ -446,7 +456,9 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     const size_t a_bytes = round_up(packed_bytes(kr, p.mc, p.kc, kr->mr), 64);
     p.bpack_stride = round_up(packed_bytes(kr, p.nc, p.kc, kr->nr), 64);
     const size_t cacc_bytes = p.c16 && K ? round_up(p.mc * N * sizeof(float), 64) : 0;
-    const size_t bias_len = epi->bias_mode == MXP_BIAS_COL ? N : epi->bias_mode == MXP_BIAS_ROW ? M : 0;
+    const size_t bias_len = epi->bias_mode == MXP_BIAS_COL   ? N
+                            : epi->bias_mode == MXP_BIAS_ROW ? M
+                                                             : 0;
     const size_t bias_bytes = round_up(bias_len * sizeof(float), 64);
     const size_t total = a_bytes + p.bpack_stride * (size_t)nt + cacc_bytes + bias_bytes;
     int cached;
@@ -475,8 +487,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
          * (nested regions, limits), nobody works inside and one thread does
          * it all after. */
         int short_team = 0;
-MXP_OMP(omp parallel num_threads(nt))
-        {
+        MXP_OMP(omp parallel num_threads(nt)) {
 #ifdef _OPENMP
             if (omp_get_num_threads() == nt)
                 run_thread(&p, omp_get_thread_num(), nt);

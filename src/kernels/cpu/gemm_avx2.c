@@ -10,8 +10,8 @@
 
 enum { MR = 6, NR = 16 };
 
-static void gemm_f32_avx2(size_t kp, const void *a, const void *b, float *c, size_t ldc,
-                          size_t m, size_t n, float alpha, float beta) {
+static void gemm_f32_avx2(size_t kp, const void *a, const void *b, float *c, size_t ldc, size_t m,
+                          size_t n, float alpha, float beta) {
     const float *ap = a, *bp = b;
     __m256 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();

@@ -16,30 +16,69 @@ enum { MR = 14, NR = 32 };
         c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
     } while (0)
 
-static void gemm_f32_avx512(size_t kp, const void *a, const void *b, float *c, size_t ldc,
-                            size_t m, size_t n, float alpha, float beta) {
+static void gemm_f32_avx512(size_t kp, const void *a, const void *b, float *c, size_t ldc, size_t m,
+                            size_t n, float alpha, float beta) {
     const float *ap = a, *bp = b;
-    DECL_ROW(0); DECL_ROW(1); DECL_ROW(2); DECL_ROW(3); DECL_ROW(4); DECL_ROW(5); DECL_ROW(6);
-    DECL_ROW(7); DECL_ROW(8); DECL_ROW(9); DECL_ROW(10); DECL_ROW(11); DECL_ROW(12); DECL_ROW(13);
+    mxp_prefetch_c_tile(c, ldc, m);
+    DECL_ROW(0);
+    DECL_ROW(1);
+    DECL_ROW(2);
+    DECL_ROW(3);
+    DECL_ROW(4);
+    DECL_ROW(5);
+    DECL_ROW(6);
+    DECL_ROW(7);
+    DECL_ROW(8);
+    DECL_ROW(9);
+    DECL_ROW(10);
+    DECL_ROW(11);
+    DECL_ROW(12);
+    DECL_ROW(13);
     for (size_t k = 0; k < kp; k++) {
         const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
         _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
-        FMA_ROW(0); FMA_ROW(1); FMA_ROW(2); FMA_ROW(3); FMA_ROW(4); FMA_ROW(5); FMA_ROW(6);
-        FMA_ROW(7); FMA_ROW(8); FMA_ROW(9); FMA_ROW(10); FMA_ROW(11); FMA_ROW(12); FMA_ROW(13);
+        FMA_ROW(0);
+        FMA_ROW(1);
+        FMA_ROW(2);
+        FMA_ROW(3);
+        FMA_ROW(4);
+        FMA_ROW(5);
+        FMA_ROW(6);
+        FMA_ROW(7);
+        FMA_ROW(8);
+        FMA_ROW(9);
+        FMA_ROW(10);
+        FMA_ROW(11);
+        FMA_ROW(12);
+        FMA_ROW(13);
         ap += MR;
         bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = mxp_mask16(n), m1 = mxp_mask16(n > 16 ? n - 16 : 0);
-    STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5); STORE_ROW(6);
-    STORE_ROW(7); STORE_ROW(8); STORE_ROW(9); STORE_ROW(10); STORE_ROW(11); STORE_ROW(12); STORE_ROW(13);
+    STORE_ROW(0);
+    STORE_ROW(1);
+    STORE_ROW(2);
+    STORE_ROW(3);
+    STORE_ROW(4);
+    STORE_ROW(5);
+    STORE_ROW(6);
+    STORE_ROW(7);
+    STORE_ROW(8);
+    STORE_ROW(9);
+    STORE_ROW(10);
+    STORE_ROW(11);
+    STORE_ROW(12);
+    STORE_ROW(13);
 }
 
 /* 16 consecutive source elements (any dtype) widened to fp32 */
 static inline __m512 load16(const void *src, mxp_dtype st, size_t idx, __mmask16 mk) {
     switch (st) {
-    case MXP_DTYPE_BF16: return mxp_bf16_widen16(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)src + idx));
-    case MXP_DTYPE_F16: return mxp_f16_widen16(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)src + idx));
+    case MXP_DTYPE_BF16:
+        return mxp_bf16_widen16(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)src + idx));
+    case MXP_DTYPE_F16:
+        return mxp_f16_widen16(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)src + idx));
     default: return _mm512_maskz_loadu_ps(mk, (const float *)src + idx);
     }
 }
@@ -74,9 +113,18 @@ static void pack_f32_avx512(void *dst, const void *src, mxp_dtype st, size_t rs,
                 for (size_t k0 = 0; k0 < kc; k0 += 16) {
                     const size_t nk = MXP_MIN((size_t)16, kc - k0);
                     __m512 t[16];
-                    for (size_t r = 0; r < 16; r++)
-                        t[r] = r < nrow ? load16(src, st, (p0 + r0 + r) * rs + k0, mxp_mask16(nk))
-                                        : _mm512_setzero_ps();
+                    for (size_t r = 0; r < 16; r++) {
+                        if (r >= nrow) {
+                            t[r] = _mm512_setzero_ps();
+                            continue;
+                        }
+                        const size_t at = (p0 + r0 + r) * rs + k0;
+                        /* 16 row streams are more than the hardware prefetcher
+                         * follows: fetch each row 256 bytes ahead ourselves */
+                        _mm_prefetch((const char *)src + at * mxp_dtype_size(st) + 256,
+                                     _MM_HINT_T0);
+                        t[r] = load16(src, st, at, mxp_mask16(nk));
+                    }
                     mxp_transpose16x16(t);
                     const __mmask16 wm = mxp_mask16(wrow);
                     for (size_t k = 0; k < nk; k++)
@@ -84,14 +132,14 @@ static void pack_f32_avx512(void *dst, const void *src, mxp_dtype st, size_t rs,
                 }
             }
         } else {
-            mxp_gemm_pack_ref(PACK_F32, d, (const char *)src + p0 * rs * mxp_dtype_size(st), st,
-                              rs, cs, rr, kc, rows);
+            mxp_gemm_pack_ref(PACK_F32, d, (const char *)src + p0 * rs * mxp_dtype_size(st), st, rs,
+                              cs, rr, kc, rows);
         }
     }
 }
 
 void mxp_gemm_register_avx512(gemm_table *t) {
-    const gemm_kernel k = {"gemm_f32_avx512", PACK_F32, MR, NR, 4032, 256, 512,
+    const gemm_kernel k = {"gemm_f32_avx512", PACK_F32,       MR, NR, 4032, 512, 384,
                            gemm_f32_avx512,   pack_f32_avx512};
     t->f32 = k;
     t->bf16 = k;

@@ -24,21 +24,58 @@ static void gemm_bf16_f32acc_avx512bf16(size_t kp, const void *a, const void *b,
                                         size_t ldc, size_t m, size_t n, float alpha, float beta) {
     const int32_t *ap = a; /* one (k, k+1) pair of bf16 per word */
     const int32_t *bp = b;
-    DECL_ROW(0); DECL_ROW(1); DECL_ROW(2); DECL_ROW(3); DECL_ROW(4); DECL_ROW(5); DECL_ROW(6);
-    DECL_ROW(7); DECL_ROW(8); DECL_ROW(9); DECL_ROW(10); DECL_ROW(11); DECL_ROW(12); DECL_ROW(13);
+    mxp_prefetch_c_tile(c, ldc, m);
+    DECL_ROW(0);
+    DECL_ROW(1);
+    DECL_ROW(2);
+    DECL_ROW(3);
+    DECL_ROW(4);
+    DECL_ROW(5);
+    DECL_ROW(6);
+    DECL_ROW(7);
+    DECL_ROW(8);
+    DECL_ROW(9);
+    DECL_ROW(10);
+    DECL_ROW(11);
+    DECL_ROW(12);
+    DECL_ROW(13);
     for (size_t k = 0; k < kp; k++) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(bp);
         const __m512bh b1 = (__m512bh)_mm512_load_si512(bp + 16);
         _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
-        DOT_ROW(0); DOT_ROW(1); DOT_ROW(2); DOT_ROW(3); DOT_ROW(4); DOT_ROW(5); DOT_ROW(6);
-        DOT_ROW(7); DOT_ROW(8); DOT_ROW(9); DOT_ROW(10); DOT_ROW(11); DOT_ROW(12); DOT_ROW(13);
+        DOT_ROW(0);
+        DOT_ROW(1);
+        DOT_ROW(2);
+        DOT_ROW(3);
+        DOT_ROW(4);
+        DOT_ROW(5);
+        DOT_ROW(6);
+        DOT_ROW(7);
+        DOT_ROW(8);
+        DOT_ROW(9);
+        DOT_ROW(10);
+        DOT_ROW(11);
+        DOT_ROW(12);
+        DOT_ROW(13);
         ap += MR;
         bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = mxp_mask16(n), m1 = mxp_mask16(n > 16 ? n - 16 : 0);
-    STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5); STORE_ROW(6);
-    STORE_ROW(7); STORE_ROW(8); STORE_ROW(9); STORE_ROW(10); STORE_ROW(11); STORE_ROW(12); STORE_ROW(13);
+    STORE_ROW(0);
+    STORE_ROW(1);
+    STORE_ROW(2);
+    STORE_ROW(3);
+    STORE_ROW(4);
+    STORE_ROW(5);
+    STORE_ROW(6);
+    STORE_ROW(7);
+    STORE_ROW(8);
+    STORE_ROW(9);
+    STORE_ROW(10);
+    STORE_ROW(11);
+    STORE_ROW(12);
+    STORE_ROW(13);
 }
 
 /* mask of the first n 16-bit lanes of 32 */
@@ -69,8 +106,10 @@ static void pack_bf16_avx512bf16(void *dst, const void *src, mxp_dtype st, size_
                     const __mmask16 lm = mxp_mask16(left);
                     __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lm, lo + r));
                     if (k + 1 < kc)
-                        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu16_epi32(
-                                                   _mm256_maskz_loadu_epi16(lm, hi + r)), 16));
+                        w = _mm512_or_si512(
+                            w,
+                            _mm512_slli_epi32(
+                                _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lm, hi + r)), 16));
                     _mm512_mask_storeu_epi32(d + kq * R + r, mxp_mask16(R - r), w);
                 }
             }
@@ -82,10 +121,16 @@ static void pack_bf16_avx512bf16(void *dst, const void *src, mxp_dtype st, size_
                     const size_t nq = MXP_MIN((size_t)16, kcp - q0);
                     const size_t nel = MXP_MIN((size_t)32, kc - 2 * q0); /* bf16 left in the row */
                     __m512 t[16];
-                    for (size_t r = 0; r < 16; r++)
-                        t[r] = r < nrow ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-                                              mask32(nel), s + (p0 + r0 + r) * rs + 2 * q0))
-                                        : _mm512_setzero_ps();
+                    for (size_t r = 0; r < 16; r++) {
+                        if (r >= nrow) {
+                            t[r] = _mm512_setzero_ps();
+                            continue;
+                        }
+                        const uint16_t *row = s + (p0 + r0 + r) * rs + 2 * q0;
+                        _mm_prefetch((const char *)row + 256,
+                                     _MM_HINT_T0); /* as in gemm_avx512.c */
+                        t[r] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask32(nel), row));
+                    }
                     mxp_transpose16x16(t);
                     for (size_t q = 0; q < nq; q++)
                         _mm512_mask_storeu_ps((float *)(d + (q0 + q) * R + r0), wm, t[q]);
@@ -96,7 +141,8 @@ static void pack_bf16_avx512bf16(void *dst, const void *src, mxp_dtype st, size_
 }
 
 void mxp_gemm_register_avx512bf16(gemm_table *t) {
-    const gemm_kernel k = {"gemm_bf16_f32acc_avx512bf16", PACK_BF16, MR, NR, 4032, 512, 512,
-                           gemm_bf16_f32acc_avx512bf16, pack_bf16_avx512bf16};
+    const gemm_kernel k = {
+        "gemm_bf16_f32acc_avx512bf16", PACK_BF16,           MR, NR, 4032, 512, 512,
+        gemm_bf16_f32acc_avx512bf16,   pack_bf16_avx512bf16};
     t->bf16 = k;
 }

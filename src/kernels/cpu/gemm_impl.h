@@ -21,8 +21,8 @@ typedef enum pack_kind { PACK_F32 = 0, PACK_BF16 = 1 } pack_kind;
  *     C = alpha * Apanel Bpanel + beta * C      (beta == 0: C is not read)
  * kp is the number of packed k steps (k for PACK_F32, pairs for PACK_BF16);
  * m <= MR, n <= NR. */
-typedef void (*gemm_ukr_fn)(size_t kp, const void *a, const void *b, float *c, size_t ldc,
-                            size_t m, size_t n, float alpha, float beta);
+typedef void (*gemm_ukr_fn)(size_t kp, const void *a, const void *b, float *c, size_t ldc, size_t m,
+                            size_t n, float alpha, float beta);
 
 /* Pack rows [0, m) x k-range [0, kc) of a strided source into micro-panels
  * of `rows` (MR for A, NR for B); source element (r, k) is at
