@@ -17,14 +17,19 @@ OUT=bench/results/$(date +%Y-%m-%d)-$(hostname -s).jsonl
 : > "$OUT"
 echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) nproc=$(nproc)" >&2
 
-SHAPES=("1024 1024 1024" "4096 768 3072" "4096 3072 768")
+# "M N K TA TB": the square case, the two transformer MLP shapes of the
+# targets, and the same layer's forward (y = x W^T) and weight gradient
+# (dW = dY^T x) as a training step runs them, transposes included.
+SHAPES=("1024 1024 1024 0 0" "4096 768 3072 0 0" "4096 3072 768 0 0" "4096 3072 768 0 1" "3072 768 4096 1 0")
 RUNS=("mixprec bf16" "onednn bf16" "onednn-blocked bf16" "mixprec f32" "openblas f32" "onednn f32" "mixprec f16")
 for round in $(seq "$ROUNDS"); do
     for shape in "${SHAPES[@]}"; do
         for threads in 1 2; do
+            read -r m n k ta tb <<< "$shape"
             for run in "${RUNS[@]}"; do
                 # shellcheck disable=SC2086
-                $GC $run $shape "$threads" "$REPS" 2>/dev/null >> "$OUT" || echo "skipped: $run $shape t=$threads" >&2
+                $GC $run "$m" "$n" "$k" "$threads" "$REPS" "$ta" "$tb" 2>/dev/null >> "$OUT" ||
+                    echo "skipped: $run $shape t=$threads" >&2
             done
         done
     done

@@ -22,19 +22,19 @@ def main(path):
                 continue
             r = json.loads(line)
             if r["bench"] == "gemm":
-                key = (r["m"], r["n"], r["k"], r["threads"], r["impl"], r["dtype"])
+                key = (r["m"], r["n"], r["k"], r.get("ta", 0), r.get("tb", 0), r["threads"], r["impl"], r["dtype"])
                 gemm[key].append(r["gflops"])
             elif r["bench"] == "convert":
                 conv[(r["threads"], r["op"], r["from"], r["to"])].append(r["ms_median"])
     med = {k: statistics.median(v) for k, v in gemm.items()}
     rounds = max((len(v) for v in gemm.values()), default=0)
 
-    def g(m, n, k, t, impl, dt):
-        return med.get((m, n, k, t, impl, dt))
+    def g(shape, t, impl, dt):
+        return med.get(shape + (t, impl, dt))
 
-    shapes = sorted({(k[0], k[1], k[2]) for k in med}, key=lambda s: s[0] * s[1] * s[2])
+    shapes = sorted({k[:5] for k in med}, key=lambda s: (s[0] * s[1] * s[2], s[3], s[4]))
     print(f"GEMM, GFLOP/s (median of {rounds} rounds, each the median of its timed calls)\n")
-    print("| M x N x K | threads | mixprec bf16 | oneDNN bf16 (plain / blocked) | bf16 ratio | "
+    print("| M x N x K (op) | threads | mixprec bf16 | oneDNN bf16 (plain / blocked) | bf16 ratio | "
           "mixprec f32 | OpenBLAS f32 | oneDNN f32 | f32 ratio | bf16/f32 | mixprec f16 | f16/f32 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -44,18 +44,20 @@ def main(path):
     def ratio(a, b):
         return "-" if a is None or b is None else f"{a / b:.2f}"
 
-    for (m, n, k) in shapes:
+    for shape in shapes:
+        m, n, k, ta, tb = shape
+        op = ("T" if ta else "N") + ("T" if tb else "N")
         for t in (1, 2):
-            mb = g(m, n, k, t, "mixprec", "bf16")
-            dp, db = g(m, n, k, t, "onednn", "bf16"), g(m, n, k, t, "onednn-blocked", "bf16")
+            mb = g(shape, t, "mixprec", "bf16")
+            dp, db = g(shape, t, "onednn", "bf16"), g(shape, t, "onednn-blocked", "bf16")
             dbest = max(x for x in (dp, db, 0.0) if x is not None) or None
-            mf = g(m, n, k, t, "mixprec", "f32")
-            ob = g(m, n, k, t, "openblas", "f32")
-            of = g(m, n, k, t, "onednn", "f32")
-            mh = g(m, n, k, t, "mixprec", "f16")
+            mf = g(shape, t, "mixprec", "f32")
+            ob = g(shape, t, "openblas", "f32")
+            of = g(shape, t, "onednn", "f32")
+            mh = g(shape, t, "mixprec", "f16")
             if mb is None and mf is None:
                 continue
-            print(f"| {m}x{n}x{k} | {t} | {fmt(mb)} | {fmt(dp)} / {fmt(db)} | {ratio(mb, dbest)} | "
+            print(f"| {m}x{n}x{k} ({op}) | {t} | {fmt(mb)} | {fmt(dp)} / {fmt(db)} | {ratio(mb, dbest)} | "
                   f"{fmt(mf)} | {fmt(ob)} | {fmt(of)} | {ratio(mf, ob)} | {ratio(mb, mf)} | "
                   f"{fmt(mh)} | {ratio(mh, mf)} |")
     print("\nbf16 ratio: mixprec bf16 / the better of oneDNN's plain and blocked-weights matmul "
