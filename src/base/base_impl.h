@@ -5,6 +5,8 @@
 #ifndef MIXPREC_BASE_IMPL_H
 #define MIXPREC_BASE_IMPL_H
 
+#include <stdint.h>
+
 #include "mixprec/base.h"
 
 #if defined(__GNUC__)
@@ -40,6 +42,12 @@ int mxp_cpu_supports(mxp_isa isa);
 #else
 #define MXP_OMP(directive)
 #endif
+
+/* Whether byte ranges [a, a+an) and [b, b+bn) share a byte (empty ranges never do). */
+static inline int mxp_overlaps(const void *a, size_t an, const void *b, size_t bn) {
+    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return an && bn && pa < pb + bn && pb < pa + an;
+}
 
 #define MXP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MXP_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -98,10 +98,6 @@ static void convert_range(const mxp_cvt_table *t, void *dst, mxp_dtype dt, const
         convert_via_f32(widen, narrow, d, s, n);
 }
 
-static int overlaps(const void *a, size_t an, const void *b, size_t bn) {
-    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa < pb + bn && pb < pa + an;
-}
 
 mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype src_type,
                        size_t n) {
@@ -114,7 +110,7 @@ mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: NULL buffer with n=%zu", n);
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: n=%zu too large", n);
     if (dst == src && dst_type == src_type) return MXP_OK;
-    if (overlaps(dst, n * ds, src, n * ss))
+    if (mxp_overlaps(dst, n * ds, src, n * ss))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert: dst and src overlap");
 
     const mxp_cvt_table *t = mxp_cvt_table_for(mxp_isa_active());
@@ -168,7 +164,7 @@ mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_
     if (n == 0) return MXP_OK;
     if (!dst || !src) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert_sr: NULL buffer");
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert_sr: n too large");
-    if (overlaps(dst, n * 2, src, n * 4))
+    if (mxp_overlaps(dst, n * 2, src, n * 4))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_convert_sr: dst and src overlap");
     const mxp_format *f = mxp_format_of(dst_type);
     uint16_t *d = dst;

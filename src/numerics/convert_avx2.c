@@ -1,7 +1,7 @@
 /*
  * convert_avx2.c - bulk conversions with AVX2 and F16C, 16 elements a step;
- * the last n % 16 elements go through the scalar reference, which gives the
- * same bits. Compiled with AVX2 flags; called only when cpuid says so.
+ * the last n % 16 elements go through the inline scalar conversions, which
+ * give the same bits. Compiled with AVX2 flags; called only when cpuid says so.
  */
 #include "simd_avx2.h"
 
@@ -16,9 +16,7 @@ static void f32_to_bf16_avx2(void *dst, const void *src, size_t n) {
         __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
         _mm256_storeu_si256((__m256i *)(d + i), p);
     }
-    mxp_cvt_table ref;
-    mxp_cvt_register_ref(&ref);
-    if (i < n) ref.f32_to_bf16(d + i, s + i, n - i);
+    for (; i < n; i++) d[i] = mxp_f32_to_bf16_inl(s[i]);
 }
 
 static void f32_to_f16_avx2(void *dst, const void *src, size_t n) {
@@ -31,9 +29,7 @@ static void f32_to_f16_avx2(void *dst, const void *src, size_t n) {
         _mm_storeu_si128((__m128i *)(d + i), a);
         _mm_storeu_si128((__m128i *)(d + i + 8), b);
     }
-    mxp_cvt_table ref;
-    mxp_cvt_register_ref(&ref);
-    if (i < n) ref.f32_to_f16(d + i, s + i, n - i);
+    for (; i < n; i++) d[i] = mxp_f32_to_f16_inl(s[i]);
 }
 
 static void f16_to_f32_avx2(void *dst, const void *src, size_t n) {
@@ -44,9 +40,7 @@ static void f16_to_f32_avx2(void *dst, const void *src, size_t n) {
         _mm256_storeu_ps(d + i, mxp_f16_widen8(_mm_loadu_si128((const __m128i *)(s + i))));
         _mm256_storeu_ps(d + i + 8, mxp_f16_widen8(_mm_loadu_si128((const __m128i *)(s + i + 8))));
     }
-    mxp_cvt_table ref;
-    mxp_cvt_register_ref(&ref);
-    if (i < n) ref.f16_to_f32(d + i, s + i, n - i);
+    for (; i < n; i++) d[i] = mxp_f16_to_f32_inl(s[i]);
 }
 
 static void bf16_to_f32_avx2(void *dst, const void *src, size_t n) {
@@ -59,9 +53,7 @@ static void bf16_to_f32_avx2(void *dst, const void *src, size_t n) {
         _mm256_storeu_si256((__m256i *)(d + i), _mm256_slli_epi32(a, 16));
         _mm256_storeu_si256((__m256i *)(d + i + 8), _mm256_slli_epi32(b, 16));
     }
-    mxp_cvt_table ref;
-    mxp_cvt_register_ref(&ref);
-    if (i < n) ref.bf16_to_f32(d + i, s + i, n - i);
+    for (; i < n; i++) d[i] = mxp_bf16_to_f32_inl(s[i]);
 }
 
 void mxp_cvt_register_avx2(mxp_cvt_table *t) {

@@ -150,6 +150,29 @@ static inline float mxp_bf16_to_f32_inl(uint16_t h) {
     return mxp_decode_impl(&f, h);
 }
 
+/* Element i of a buffer of dtype dt, widened exactly to fp32; and v rounded
+ * to nearest even into element i. Through memcpy, so a strided view at any
+ * address is fine; the compiler turns it into one load or store. */
+static inline float mxp_load_f32(mxp_dtype dt, const void *p, size_t i) {
+    if (dt == MXP_DTYPE_F32) {
+        float x;
+        memcpy(&x, (const char *)p + 4 * i, 4);
+        return x;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)p + 2 * i, 2);
+    return dt == MXP_DTYPE_F16 ? mxp_f16_to_f32_inl(h) : mxp_bf16_to_f32_inl(h);
+}
+
+static inline void mxp_store_f32(mxp_dtype dt, void *p, size_t i, float v) {
+    if (dt == MXP_DTYPE_F32) {
+        memcpy((char *)p + 4 * i, &v, 4);
+        return;
+    }
+    const uint16_t h = dt == MXP_DTYPE_F16 ? mxp_f32_to_f16_inl(v) : mxp_f32_to_bf16_inl(v);
+    memcpy((char *)p + 2 * i, &h, 2);
+}
+
 /* Bulk conversion kernels of one ISA: n elements, no overlap, any n. */
 typedef void (*mxp_cvt_fn)(void *dst, const void *src, size_t n);
 

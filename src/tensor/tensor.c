@@ -438,26 +438,6 @@ static mxp_status strided_walk(const strided *L, char *a, char *b, row_fn row, v
 
 /* ---- copy and fill ------------------------------------------------------ */
 
-static inline float load_f32(const char *p, mxp_dtype dt) {
-    if (dt == MXP_DTYPE_F32) {
-        float x;
-        memcpy(&x, p, sizeof x);
-        return x;
-    }
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return dt == MXP_DTYPE_F16 ? mxp_fp16_to_fp32(h) : mxp_bf16_to_fp32(h);
-}
-
-static inline void store_f32(char *p, mxp_dtype dt, float x) {
-    if (dt == MXP_DTYPE_F32) {
-        memcpy(p, &x, sizeof x);
-        return;
-    }
-    const uint16_t h = dt == MXP_DTYPE_F16 ? mxp_fp32_to_fp16(x) : mxp_fp32_to_bf16(x);
-    memcpy(p, &h, sizeof h);
-}
-
 typedef struct copy_ctx {
     mxp_dtype dt, st;
 } copy_ctx;
@@ -471,7 +451,7 @@ static mxp_status copy_row(void *ctx, char *d, ptrdiff_t dstep, char *s, ptrdiff
         /* widen exactly to fp32, then round once to nearest even: the same
          * bits as mxp_convert, whose reference kernels do just this */
         for (int64_t i = 0; i < n; i++, d += dstep, s += sstep)
-            store_f32(d, c->dt, load_f32(s, c->st));
+            mxp_store_f32(c->dt, d, 0, mxp_load_f32(c->st, s, 0));
     } else if (des == 4) {
         /* the same dtype copies bits: a NaN keeps its payload as under memcpy */
         for (int64_t i = 0; i < n; i++, d += dstep, s += sstep) memcpy(d, s, 4);

@@ -7,6 +7,7 @@
 #define MIXPREC_TENSOR_IMPL_H
 
 #include "../base/base_impl.h"
+#include "../numerics/numerics_impl.h"
 #include "mixprec/tensor.h"
 
 /* Check dtype, ndim and shape for a new contiguous tensor and compute its

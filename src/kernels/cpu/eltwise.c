@@ -42,11 +42,9 @@ static float gelu_tanh_grad_f32(float x) {
 
 /* ---- scalar reference kernels -------------------------------------------- */
 
-enum { OP_ADD, OP_MUL, OP_RELU_BWD, OP_GELU_BWD, OP_SCALE, OP_RELU, OP_GELU };
-
 MXP_INLINE void binary_ref(int op, mxp_dtype dt, void *y, const void *a, const void *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        const float u = mxp_ew_load(dt, a, i), v = mxp_ew_load(dt, b, i);
+        const float u = mxp_load_f32(dt, a, i), v = mxp_load_f32(dt, b, i);
         float r;
         switch (op) {
         case OP_ADD: r = u + v; break;
@@ -56,13 +54,13 @@ MXP_INLINE void binary_ref(int op, mxp_dtype dt, void *y, const void *a, const v
         case OP_RELU_BWD: r = u * (v > 0.0f ? 1.0f : 0.0f); break;
         default: r = u * gelu_tanh_grad_f32(v); break;
         }
-        mxp_ew_store(dt, y, i, r);
+        mxp_store_f32(dt, y, i, r);
     }
 }
 
 MXP_INLINE void unary_ref(int op, mxp_dtype dt, void *y, const void *x, float s, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        const float u = mxp_ew_load(dt, x, i);
+        const float u = mxp_load_f32(dt, x, i);
         float r;
         switch (op) {
         case OP_SCALE: r = s * u; break;
@@ -70,7 +68,7 @@ MXP_INLINE void unary_ref(int op, mxp_dtype dt, void *y, const void *x, float s,
         case OP_RELU: r = (u > 0.0f || u != u) ? u : 0.0f; break;
         default: r = gelu_tanh_f32(u); break;
         }
-        mxp_ew_store(dt, y, i, r);
+        mxp_store_f32(dt, y, i, r);
     }
 }
 
@@ -87,7 +85,7 @@ MXP_INLINE int unscale_ref(mxp_dtype st, mxp_dtype dt, void *dst, const void *sr
                            size_t n) {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        mxp_ew_store(dt, dst, i, mxp_ew_load(st, src, i) * inv);
+        mxp_store_f32(dt, dst, i, mxp_load_f32(st, src, i) * inv);
         bad |= stored_nonfinite(dt, dst, i);
     }
     return bad;
@@ -260,9 +258,9 @@ static mxp_status check_ew(const char *fn, const void *y, const void *a, const v
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: NULL buffer with n=%zu", fn, n);
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: n=%zu too large", fn, n);
     const size_t bytes = n * mxp_dtype_size(dt);
-    if (y != a && mxp_ew_overlaps(y, bytes, a, bytes))
+    if (y != a && mxp_overlaps(y, bytes, a, bytes))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: output overlaps the first input", fn);
-    if (binary && y != b && mxp_ew_overlaps(y, bytes, b, bytes))
+    if (binary && y != b && mxp_overlaps(y, bytes, b, bytes))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: output overlaps the second input", fn);
     return MXP_OK;
 }
@@ -325,7 +323,7 @@ mxp_status mxp_unscale_check(void *dst, mxp_dtype dst_type, const void *src, mxp
     if (!dst || !src) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: NULL buffer with n=%zu", fn, n);
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: n=%zu too large", fn, n);
     const size_t ds = mxp_dtype_size(dst_type), ss = mxp_dtype_size(src_type);
-    if (!(dst == src && dst_type == src_type) && mxp_ew_overlaps(dst, n * ds, src, n * ss))
+    if (!(dst == src && dst_type == src_type) && mxp_overlaps(dst, n * ds, src, n * ss))
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "%s: dst and src overlap (only dst == src with equal dtypes is allowed)",
                         fn);

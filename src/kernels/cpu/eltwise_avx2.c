@@ -6,8 +6,6 @@
  */
 #include "vec_avx2.h"
 
-enum { OP_ADD, OP_MUL, OP_RELU_BWD, OP_GELU_BWD, OP_SCALE, OP_RELU, OP_GELU };
-
 /* a = 2K (x + C x^3) and t = exp(-|a|), shared by GELU and its derivative */
 MXP_INLINE __m256 gelu_arg8(__m256 x, __m256 x2, __m256 *t) {
     const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(MXP_GELU_C), x2), x, x);

@@ -6,8 +6,6 @@
  */
 #include "vec_avx512.h"
 
-enum { OP_ADD, OP_MUL, OP_RELU_BWD, OP_GELU_BWD, OP_SCALE, OP_RELU, OP_GELU };
-
 /* a = 2K (x + C x^3) and t = exp(-|a|), shared by GELU and its derivative */
 MXP_INLINE __m512 gelu_arg16(__m512 x, __m512 x2, __m512 *t) {
     const __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(MXP_GELU_C), x2), x, x);

@@ -82,6 +82,9 @@ void mxp_softmax_register_avx512(mxp_ew_table *t);
 /* The complete table of an ISA family (built once; ref under anything it lacks). */
 const mxp_ew_table *mxp_ew_table_for(mxp_isa isa);
 
+/* The element-wise ops, for the generic kernel bodies of every ISA file. */
+enum { OP_ADD, OP_MUL, OP_RELU_BWD, OP_GELU_BWD, OP_SCALE, OP_RELU, OP_GELU };
+
 /* ---- constants the drivers, kernels and tests share ---------------------- */
 
 enum {
@@ -114,26 +117,6 @@ enum {
 
 /* ---- scalar helpers ------------------------------------------------------ */
 
-/* The reference kernels convert through the inline conversions of
- * numerics_impl.h, which the compiler folds into straight-line bit
- * arithmetic; the same bits as mxp_convert. */
-static inline float mxp_ew_load(mxp_dtype dt, const void *p, size_t i) {
-    switch (dt) {
-    case MXP_DTYPE_F16: return mxp_f16_to_f32_inl(((const uint16_t *)p)[i]);
-    case MXP_DTYPE_BF16: return mxp_bf16_to_f32_inl(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
-/* Round once to nearest even, the bits of mxp_convert. */
-static inline void mxp_ew_store(mxp_dtype dt, void *p, size_t i, float v) {
-    switch (dt) {
-    case MXP_DTYPE_F16: ((uint16_t *)p)[i] = mxp_f32_to_f16_inl(v); break;
-    case MXP_DTYPE_BF16: ((uint16_t *)p)[i] = mxp_f32_to_bf16_inl(v); break;
-    default: ((float *)p)[i] = v; break;
-    }
-}
-
 /* max that returns NaN when either argument is NaN (fmaxf would drop it) */
 static inline float mxp_ew_max(float a, float b) {
     if (a != a || b != b) return a + b;
@@ -162,9 +145,5 @@ static inline int mxp_ew_threads(size_t n, size_t grain) {
     return most < (size_t)nt ? (int)most : nt;
 }
 
-static inline int mxp_ew_overlaps(const void *a, size_t an, const void *b, size_t bn) {
-    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return an && bn && pa < pb + bn && pb < pa + an;
-}
 
 #endif

@@ -53,13 +53,6 @@ void mxp_gemm_register_ref(gemm_table *t) {
 
 /* ---- portable packing -------------------------------------------------- */
 
-static inline float load_f32(const void *src, mxp_dtype st, size_t idx) {
-    switch (st) {
-    case MXP_DTYPE_BF16: return mxp_bf16_to_f32_inl(((const uint16_t *)src)[idx]);
-    case MXP_DTYPE_F16: return mxp_f16_to_f32_inl(((const uint16_t *)src)[idx]);
-    default: return ((const float *)src)[idx];
-    }
-}
 
 void mxp_gemm_pack_ref(pack_kind kind, void *dst, const void *src, mxp_dtype st, size_t rs,
                        size_t cs, size_t m, size_t kc, int rows) {
@@ -70,7 +63,7 @@ void mxp_gemm_pack_ref(pack_kind kind, void *dst, const void *src, mxp_dtype st,
             float *d = (float *)dst + p0 * kc; /* panel p0/R starts at p0/R * R * kc */
             for (size_t k = 0; k < kc; k++)
                 for (size_t r = 0; r < R; r++)
-                    d[k * R + r] = r < rr ? load_f32(src, st, (p0 + r) * rs + k * cs) : 0.0f;
+                    d[k * R + r] = r < rr ? mxp_load_f32(st, src, (p0 + r) * rs + k * cs) : 0.0f;
         } else {
             const size_t kcp = (kc + 1) / 2;
             const uint16_t *s = src;
@@ -348,7 +341,7 @@ static mxp_status gemm_k0(const gemm_plan *p) {
     for (size_t i = 0; i < p->M; i++) {
         char *crow = (char *)e.c + i * e.ldc * cs;
         for (size_t j = 0; j < p->N; j++)
-            row[j] = p->beta == 0.0f ? 0.0f : p->beta * load_f32(crow, e.ct, j);
+            row[j] = p->beta == 0.0f ? 0.0f : p->beta * mxp_load_f32(e.ct, crow, j);
         epilogue(&e, row, p->N, i, 1, 0, p->N); /* stores a 16-bit C itself */
         if (e.ct == MXP_DTYPE_F32) memcpy(crow, row, p->N * sizeof(float));
     }

@@ -15,12 +15,12 @@
 MXP_INLINE float leaf_ref(mxp_reduce_op op, mxp_dtype dt, const void *x, size_t n) {
     if (op == MXP_REDUCE_MAX) {
         float m = -__builtin_inff();
-        for (size_t i = 0; i < n; i++) m = mxp_ew_max(m, mxp_ew_load(dt, x, i));
+        for (size_t i = 0; i < n; i++) m = mxp_ew_max(m, mxp_load_f32(dt, x, i));
         return m;
     }
     float s = 0.0f;
     for (size_t i = 0; i < n; i++) {
-        const float v = mxp_ew_load(dt, x, i);
+        const float v = mxp_load_f32(dt, x, i);
         s += op == MXP_REDUCE_SUMSQ ? v * v : v;
     }
     return s;
@@ -31,7 +31,7 @@ MXP_INLINE void cols_ref(mxp_reduce_op op, mxp_dtype dt, float *out, const void 
     for (size_t j = 0; j < cols; j++) {
         float v = op == MXP_REDUCE_MAX ? -__builtin_inff() : 0.0f;
         for (size_t r = 0; r < rows; r++) {
-            const float e = mxp_ew_load(dt, x, r * ld + j);
+            const float e = mxp_load_f32(dt, x, r * ld + j);
             v = op == MXP_REDUCE_MAX ? mxp_ew_max(v, e) : v + (op == MXP_REDUCE_SUMSQ ? e * e : e);
         }
         out[j] = first ? v : mxp_reduce_combine(op, out[j], v);

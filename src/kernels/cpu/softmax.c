@@ -23,9 +23,9 @@
 
 MXP_INLINE void row_ref(mxp_dtype xt, mxp_dtype yt, void *y, const void *x, size_t n, int log_sm) {
     float m = -INFINITY;
-    for (size_t i = 0; i < n; i++) m = mxp_ew_max(m, mxp_ew_load(xt, x, i));
+    for (size_t i = 0; i < n; i++) m = mxp_ew_max(m, mxp_load_f32(xt, x, i));
     if (m == -INFINITY) {
-        for (size_t i = 0; i < n; i++) mxp_ew_store(yt, y, i, log_sm ? -INFINITY : 0.0f);
+        for (size_t i = 0; i < n; i++) mxp_store_f32(yt, y, i, log_sm ? -INFINITY : 0.0f);
         return;
     }
     /* an fp32 y holds exp(x - m) between the passes; 16-bit y recomputes it (rounding it to
@@ -35,7 +35,7 @@ MXP_INLINE void row_ref(mxp_dtype xt, mxp_dtype yt, void *y, const void *x, size
     for (size_t b = 0; b < n; b += MXP_REDUCE_LEAF) {
         float block = 0.0f;
         for (size_t i = b; i < MXP_MIN(n, b + MXP_REDUCE_LEAF); i++) {
-            const float e = expf(mxp_ew_load(xt, x, i) - m);
+            const float e = expf(mxp_load_f32(xt, x, i) - m);
             block += e;
             if (keep) ((float *)y)[i] = e;
         }
@@ -43,13 +43,13 @@ MXP_INLINE void row_ref(mxp_dtype xt, mxp_dtype yt, void *y, const void *x, size
     }
     if (log_sm) {
         const float ls = logf(sum);
-        for (size_t i = 0; i < n; i++) mxp_ew_store(yt, y, i, (mxp_ew_load(xt, x, i) - m) - ls);
+        for (size_t i = 0; i < n; i++) mxp_store_f32(yt, y, i, (mxp_load_f32(xt, x, i) - m) - ls);
         return;
     }
     const float inv = 1.0f / sum;
     for (size_t i = 0; i < n; i++) {
-        const float e = keep ? ((const float *)y)[i] : expf(mxp_ew_load(xt, x, i) - m);
-        mxp_ew_store(yt, y, i, e * inv);
+        const float e = keep ? ((const float *)y)[i] : expf(mxp_load_f32(xt, x, i) - m);
+        mxp_store_f32(yt, y, i, e * inv);
     }
 }
 
@@ -94,7 +94,7 @@ static mxp_status softmax_rows(const char *fn, int log_sm, void *y, mxp_dtype yt
     const size_t n = rows * cols;
     if (n == 0) return MXP_OK;
     if (!y || !x) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: NULL buffer with %zu elements", fn, n);
-    if (!(y == x && yt == xt) && mxp_ew_overlaps(y, n * ys, x, n * xs))
+    if (!(y == x && yt == xt) && mxp_overlaps(y, n * ys, x, n * xs))
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "%s: y and x overlap (only y == x with equal dtypes is allowed)", fn);
 
