@@ -75,8 +75,10 @@ typedef struct mxp_allocator {
 } mxp_allocator;
 
 /* Install `a` (copied), or the default (aligned_alloc/free) when a is NULL.
- * Not thread-safe: call it before any other thread uses the library, and
- * never while memory from the previous allocator is still live. */
+ * Not thread-safe: call it while no other thread uses the library. Memory
+ * the caller got from mxp_alloc must be released with the same hook; memory
+ * the library caches between calls (the GEMM workspace) is returned to the
+ * hook that made it. */
 void mxp_set_allocator(const mxp_allocator *a);
 
 /* Allocate `size` bytes aligned to 64 through the hook. size 0 gives NULL.
@@ -102,7 +104,9 @@ typedef enum mxp_isa {
 mxp_isa mxp_isa_detect(void);
 
 /* The family in use: the one forced by mxp_isa_set, else MIXPREC_ISA from
- * the environment (read once), else mxp_isa_detect(). */
+ * the environment (read once), else mxp_isa_detect(). An unknown MIXPREC_ISA,
+ * or one this CPU cannot run, is ignored here (never a crash on a missing
+ * instruction); the mixprec command reports it as an error. */
 mxp_isa mxp_isa_active(void);
 
 /* Force a family for all later calls. Fails with MXP_ERR_BACKEND (and changes
@@ -124,8 +128,10 @@ const char *mxp_cpu_features(void);
 /* ---- threads ----------------------------------------------------------- */
 
 /* Threads the kernels may use: set by mxp_set_num_threads, else
- * MIXPREC_NUM_THREADS (read once), else the number of online CPUs. Always
- * >= 1; 1 when the library was built without OpenMP. */
+ * MIXPREC_NUM_THREADS (read once; an invalid value is ignored), else OpenMP's
+ * default (OMP_NUM_THREADS, else the number of online CPUs). Always >= 1; 1
+ * when the library was built without OpenMP. A kernel uses fewer when its
+ * work is small or OpenMP grants fewer. */
 int mxp_num_threads(void);
 
 /* Set the thread count for later calls (n >= 1, capped at 1024).

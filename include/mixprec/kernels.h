@@ -14,6 +14,9 @@
  *  - Results may differ from the scalar reference in the last bits where the
  *    SIMD order of additions differs (GEMM, reductions) or where a vector exp
  *    is used (GELU, softmax); tests bound the difference per dtype.
+ *  - bf16 x bf16 GEMM on AVX512-BF16 (vdpbf16ps) treats fp32 subnormal inputs,
+ *    partial sums and results as zero whatever MXCSR says: magnitudes below
+ *    2^-126 flush to zero there, where the other families keep them.
  *
  * Worked example, a Linear layer's forward pass in bf16 with fused bias+GELU:
  *
@@ -85,9 +88,10 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
 const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type);
 
 /* mxp_gemm keeps its packing workspace between calls (a fresh block per call
- * would cost page faults). This returns it to the allocator, e.g. before a
- * test checks that allocations and frees balance, or at shutdown. Safe to
- * call at any time; a GEMM running concurrently keeps its block. */
+ * would cost page faults). This returns it to the allocator hook that made
+ * it, e.g. before a test checks that allocations and frees balance, or at
+ * shutdown. Safe to call at any time; if a GEMM on another thread is using
+ * the block at that moment, nothing is freed (call again later). */
 void mxp_gemm_release_workspace(void);
 
 /* ---- element-wise ("follow": dtype dt in and out, fp32 inside) ----------- */
@@ -114,7 +118,9 @@ typedef enum mxp_reduce_op {
 } mxp_reduce_op;
 
 /* *out = op over x[0..n). The order of additions depends only on n and the
- * ISA, never on the thread count. MEAN of 0 elements is NaN. */
+ * ISA, never on the thread count. MEAN of 0 elements is NaN.
+ * For the three reductions: out must not overlap x. Errors: MXP_ERR_INVALID_ARG
+ * (unknown op, NULL with a nonzero size, overlap), MXP_ERR_DTYPE. */
 mxp_status mxp_reduce(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt, size_t n);
 
 /* out[i] = op over row i of x (rows, cols): out is (rows). */
@@ -130,12 +136,15 @@ mxp_status mxp_reduce_cols(mxp_reduce_op op, float *out, const void *x, mxp_dtyp
 /* Row-wise over x (rows, cols) in x_type, written to y (rows, cols) in y_type:
  * y = exp(x - max) / sum exp(x - max). y may be x when the dtypes match.
  * -inf entries (masked) give 0; a row of only -inf (fully masked) gives all 0,
- * not NaN; a NaN or +inf in a row makes that whole row NaN. */
+ * not NaN; a NaN or +inf in a row makes that whole row NaN.
+ * Errors: MXP_ERR_INVALID_ARG (NULL with a nonzero size, partial overlap),
+ * MXP_ERR_DTYPE. */
 mxp_status mxp_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
                        size_t cols);
 
 /* y = x - max - log(sum exp(x - max)), row-wise, as mxp_softmax (-inf where
- * softmax gives 0 for a masked entry or a fully masked row). */
+ * softmax gives 0 for a masked entry or a fully masked row). Errors as
+ * mxp_softmax. */
 mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
                            size_t cols);
 

@@ -61,8 +61,13 @@ typedef enum mxp_special {
                              (OCP fp8 E4M3FN); overflow gives NaN */
 } mxp_special;
 
-/* A binary floating-point format of at most 32 bits with subnormals:
- * value = (-1)^s * 2^(e - bias) * 1.m for 0 < e, and 2^(1 - bias) * 0.m for e == 0. */
+/* A binary floating-point format with subnormals:
+ * value = (-1)^s * 2^(e - bias) * 1.m for 0 < e, and 2^(1 - bias) * 0.m for e == 0.
+ * The encoder and decoder handle formats no wider than fp32 in either field:
+ * bits == 1 + exp_bits + man_bits, 1 <= man_bits <= 23, 2 <= exp_bits <= 8,
+ * and an exponent range inside fp32's (1 - bias >= -126, top exponent
+ * <= 127); fp32, fp16, bf16 and both fp8 formats are. Other descriptors are
+ * undefined behaviour. */
 typedef struct mxp_format {
     const char *name;    /* "fp16" */
     int bits;            /* storage width: 1 + exp_bits + man_bits */

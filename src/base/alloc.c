@@ -35,6 +35,8 @@ void mxp_set_allocator(const mxp_allocator *a) {
     }
 }
 
+mxp_allocator mxp_allocator_current(void) { return hook; }
+
 void *mxp_alloc(size_t size) {
     if (size == 0) return NULL;
     void *p = hook.alloc(size, ALIGN, hook.user);

@@ -32,6 +32,10 @@ mxp_status mxp_error_set(mxp_status st, const char *file, int line, const char *
 /* mxp_alloc with the size computed as a*b, failing cleanly on overflow. */
 void *mxp_alloc_array(size_t count, size_t elem);
 
+/* The allocator hook in effect now (a copy). A cache that outlives one call
+ * keeps it, so its memory goes back to the hook that made it. */
+mxp_allocator mxp_allocator_current(void);
+
 /* Whether the running CPU supports an ISA family (cached cpuid). */
 int mxp_cpu_supports(mxp_isa isa);
 

@@ -62,14 +62,15 @@ static void detect(void) {
 #endif
 }
 
-int mxp_cpu_supports(mxp_isa isa) {
+/* From the features detect() found; init() uses it before `once` is done. */
+static int supports(mxp_isa isa) {
     switch (isa) {
     case MXP_ISA_REF: return 1;
     case MXP_ISA_AVX2: return feat.avx2 && feat.fma && feat.f16c;
     case MXP_ISA_AVX512:
-        return mxp_cpu_supports(MXP_ISA_AVX2) && feat.avx512f && feat.avx512bw && feat.avx512dq &&
+        return supports(MXP_ISA_AVX2) && feat.avx512f && feat.avx512bw && feat.avx512dq &&
                feat.avx512vl;
-    case MXP_ISA_AVX512BF16: return mxp_cpu_supports(MXP_ISA_AVX512) && feat.avx512bf16;
+    case MXP_ISA_AVX512BF16: return supports(MXP_ISA_AVX512) && feat.avx512bf16;
     default: return 0;
     }
 }
@@ -77,7 +78,7 @@ int mxp_cpu_supports(mxp_isa isa) {
 static void init(void) {
     detect();
     for (int i = MXP_ISA_COUNT - 1; i >= 0; i--) {
-        if (mxp_cpu_supports((mxp_isa)i)) {
+        if (supports((mxp_isa)i)) {
             best = (mxp_isa)i;
             break;
         }
@@ -87,9 +88,8 @@ static void init(void) {
      * rather than running instructions the CPU lacks; the CLI checks the
      * variable itself and reports it (see mixprec env). */
     const char *env = getenv("MIXPREC_ISA");
-    mxp_isa forced;
-    if (env && *env && mxp_isa_parse(env, &forced) == MXP_OK && mxp_cpu_supports(forced))
-        chosen = forced;
+    for (int i = 0; env && i < MXP_ISA_COUNT; i++) /* silently: no last error here */
+        if (strcmp(env, mxp_isa_name((mxp_isa)i)) == 0 && supports((mxp_isa)i)) chosen = (mxp_isa)i;
 
     struct {
         const char *name;
@@ -123,6 +123,11 @@ static void init(void) {
 }
 
 static void ensure_init(void) { pthread_once(&once, init); }
+
+int mxp_cpu_supports(mxp_isa isa) {
+    ensure_init();
+    return supports(isa);
+}
 
 mxp_isa mxp_isa_detect(void) {
     ensure_init();

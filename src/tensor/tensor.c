@@ -476,6 +476,41 @@ static void byte_range(const mxp_tensor *t, uintptr_t *lo, uintptr_t *hi) {
     *hi = (uintptr_t)t->data + (uintptr_t)(max * es + es);
 }
 
+/* Whether two distinct indices of t can name the same element. The dims with
+ * size > 1, taken by increasing |stride|, must each step past everything the
+ * dims inside them reach: |stride| >= 1 + sum over inner dims of
+ * (size - 1) * |stride|. Then every index has its own offset (mixed radix);
+ * stride 0 and repeated or overlapping strides fail. The test is sufficient,
+ * not exact: a rare interleaving such as shape (3, 2) strides (2, 3) never
+ * collides but is refused too. Returns the outer dim that fails and sets
+ * *need to the |stride| it would need, or returns -1; t has been checked,
+ * so the sums stay below PTRDIFF_MAX. */
+static int self_overlap_dim(const mxp_tensor *t, int64_t *need) {
+    int dims[MXP_MAX_DIMS], n = 0;
+    uint64_t mag[MXP_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] <= 1) continue;
+        const int64_t s = t->stride[d];
+        const uint64_t m = s < 0 ? 0 - (uint64_t)s : (uint64_t)s;
+        int i = n++;
+        for (; i > 0 && mag[i - 1] > m; i--) { /* insertion sort: at most 8 dims */
+            mag[i] = mag[i - 1];
+            dims[i] = dims[i - 1];
+        }
+        mag[i] = m;
+        dims[i] = d;
+    }
+    uint64_t reach = 0; /* furthest offset, in elements, of the dims inside */
+    for (int i = 0; i < n; i++) {
+        if (mag[i] <= reach) {
+            *need = (int64_t)reach + 1;
+            return dims[i];
+        }
+        reach += mag[i] * (uint64_t)(t->shape[dims[i]] - 1);
+    }
+    return -1;
+}
+
 static int same_view(const mxp_tensor *a, const mxp_tensor *b) {
     if (a->data != b->data || a->dtype != b->dtype) return 0;
     for (int d = 0; d < a->ndim; d++)
@@ -499,10 +534,16 @@ mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src) {
                         mxp_tensor_describe(src, sb, sizeof sb));
     const int64_t numel = mxp_tensor_numel(dst);
     if (numel == 0) return MXP_OK;
-    for (int d = 0; d < dst->ndim; d++)
-        if (dst->shape[d] > 1 && dst->stride[d] == 0)
-            return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: dst has stride 0 in dim %d: writes collide",
-                            fn, d);
+    /* a dst that names one element twice would keep whichever write the loop
+     * order makes last; stride 0 (a broadcast dst) is the plainest case */
+    int64_t need;
+    const int bad = self_overlap_dim(dst, &need);
+    if (bad >= 0)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "%s: dst %s overlaps itself: dim %d has stride %lld, but the dims "
+                        "with no larger |stride| span %lld elements, so writes may collide",
+                        fn, mxp_tensor_describe(dst, db, sizeof db), bad,
+                        (long long)dst->stride[bad], (long long)need);
     if (same_view(dst, src)) return MXP_OK;
     /* judged on the byte ranges the two span: conservative for interleaved
      * views, but a partial overlap would make the result depend on the order

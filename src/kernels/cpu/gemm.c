@@ -135,13 +135,23 @@ static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *ws_cache;
 static size_t ws_cache_size;
 static int ws_busy;
+/* the hook that made ws_cache: the user may install another one between
+ * calls, and the block must go back to the one it came from */
+static mxp_allocator ws_cache_allocator;
+
+static void ws_drop_cache(void) {
+    if (ws_cache) ws_cache_allocator.free(ws_cache, ws_cache_allocator.user);
+    ws_cache = NULL;
+    ws_cache_size = 0;
+}
 
 static void *ws_get(size_t size, int *cached) {
     pthread_mutex_lock(&ws_lock);
     if (!ws_busy) {
         if (ws_cache_size < size) {
-            mxp_free(ws_cache);
+            ws_drop_cache();
             ws_cache = mxp_alloc(size);
+            ws_cache_allocator = mxp_allocator_current();
             ws_cache_size = ws_cache ? size : 0;
         }
         if (ws_cache) {
@@ -168,11 +178,7 @@ static void ws_put(void *p, int cached) {
 
 void mxp_gemm_release_workspace(void) {
     pthread_mutex_lock(&ws_lock);
-    if (!ws_busy) {
-        mxp_free(ws_cache);
-        ws_cache = NULL;
-        ws_cache_size = 0;
-    }
+    if (!ws_busy) ws_drop_cache();
     pthread_mutex_unlock(&ws_lock);
 }
 
@@ -257,21 +263,39 @@ typedef struct gemm_plan {
     char *bpack; /* one B block per thread */
     size_t bpack_stride;
     size_t mc, kc, nc;
-    int tm, tn; /* thread grid: tm along M panels, tn along N */
     float *c32; /* C when fp32 */
     size_t ldc;
     int need_epi;
     epi_ctx epi;
 } gemm_plan;
 
+/* Split nt threads into a grid: tn along N when each gets two or more NR
+ * panels, the rest (tm) along M panels; tm * tn <= nt, and threads past the
+ * grid only help pack A. A function of the shape and nt alone, so every
+ * thread of a team computes the same grid. */
+static void thread_grid(size_t M, size_t N, size_t MR, size_t NR, int nt, int *tm, int *tn) {
+    *tn = 1;
+    for (int d = nt; d >= 1; d--)
+        if (nt % d == 0 && N >= (size_t)d * NR * 2) {
+            *tn = d;
+            break;
+        }
+    const size_t mpan = (M + MR - 1) / MR;
+    *tm = nt / *tn;
+    if ((size_t)*tm > mpan) *tm = (int)mpan;
+}
+
 static void run_thread(const gemm_plan *p, int tid, int nt) {
     const gemm_kernel *kr = p->kr;
     const size_t MR = (size_t)kr->mr, NR = (size_t)kr->nr;
-    const int ti = tid / p->tn, tj = tid % p->tn;
+    int tm, tn;
+    thread_grid(p->M, p->N, MR, NR, nt, &tm, &tn);
+    const int ti = tid / tn, tj = tid % tn;
+    const int computes = tid < tm * tn;
     /* this thread's columns: NR-aligned contiguous share */
     const size_t npan = (p->N + NR - 1) / NR;
-    const size_t j_beg = MXP_MIN(p->N, (npan * (size_t)tj / (size_t)p->tn) * NR);
-    const size_t j_end = MXP_MIN(p->N, (npan * (size_t)(tj + 1) / (size_t)p->tn) * NR);
+    const size_t j_beg = computes ? MXP_MIN(p->N, (npan * (size_t)tj / (size_t)tn) * NR) : 0;
+    const size_t j_end = computes ? MXP_MIN(p->N, (npan * (size_t)(tj + 1) / (size_t)tn) * NR) : 0;
     void *bp = p->bpack + (size_t)tid * p->bpack_stride;
     /* even column blocks: 700 columns as 352 + 348, not 512 + 188 */
     const size_t ncols = j_end - j_beg, nblk = (ncols + p->nc - 1) / p->nc;
@@ -281,8 +305,8 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
         const size_t mc = MXP_MIN(p->mc, p->M - ic);
         const size_t mpan = (mc + MR - 1) / MR;
         /* this thread's A panels within the block: contiguous share */
-        const size_t ir_beg = mpan * (size_t)ti / (size_t)p->tm * MR;
-        const size_t ir_end = mpan * (size_t)(ti + 1) / (size_t)p->tm * MR;
+        const size_t ir_beg = computes ? mpan * (size_t)ti / (size_t)tm * MR : 0;
+        const size_t ir_end = computes ? mpan * (size_t)(ti + 1) / (size_t)tm * MR : 0;
         for (size_t pc = 0; pc < p->K; pc += p->kc) {
             const size_t kc = MXP_MIN(p->kc, p->K - pc);
             const size_t kp = kr->pack == PACK_F32 ? kc : (kc + 1) / 2;
@@ -424,7 +448,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     if (kr->pack == PACK_BF16) p.kc = round_up(p.kc, 2);
     p.nc = MXP_MIN(kr->nc, round_up(N, NR));
     size_t mc_max = kr->mc;
-    if (p.c16 && K > p.kc)
+    if (p.c16)
         mc_max = MXP_MIN(mc_max, MXP_MAX(MR, CACC_BUDGET / sizeof(float) / N / MR * MR));
     /* even row blocks, so no block is a thin remainder that repacks all of B */
     const size_t mblk = (M + mc_max - 1) / mc_max;
@@ -432,31 +456,23 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
 
     int nt = mxp_num_threads();
     if (2.0 * (double)M * (double)N * (double)K < PARALLEL_FLOPS) nt = 1;
-    /* split columns when each thread gets two or more NR panels, else rows */
-    p.tn = 1;
-    for (int d = nt; d >= 1; d--)
-        if (nt % d == 0 && N >= (size_t)d * NR * 2) {
-            p.tn = d;
-            break;
-        }
-    p.tm = nt / p.tn;
-    if (p.tm > 1 && (M + MR - 1) / MR < (size_t)p.tm) {
-        nt = p.tn; /* too few rows for the rest of the threads */
-        p.tm = 1;
-    }
+    int tm, tn;
+    thread_grid(M, N, MR, NR, nt, &tm, &tn);
+    nt = tm * tn; /* no thread that would only pack */
 
-    /* workspace: A block | B block per thread | fp32 C block | fp32 bias */
-    const size_t a_bytes = round_up(packed_bytes(kr, p.mc, p.kc, kr->mr), 64);
-    p.bpack_stride = round_up(packed_bytes(kr, p.nc, p.kc, kr->nr), 64);
+    /* workspace: A block | B block per thread | fp32 C block | fp32 bias;
+     * K == 0 needs only the bias */
+    const size_t a_bytes = K ? round_up(packed_bytes(kr, p.mc, p.kc, kr->mr), 64) : 0;
+    p.bpack_stride = K ? round_up(packed_bytes(kr, p.nc, p.kc, kr->nr), 64) : 0;
     const size_t cacc_bytes = p.c16 && K ? round_up(p.mc * N * sizeof(float), 64) : 0;
     const size_t bias_len = epi->bias_mode == MXP_BIAS_COL   ? N
                             : epi->bias_mode == MXP_BIAS_ROW ? M
                                                              : 0;
     const size_t bias_bytes = round_up(bias_len * sizeof(float), 64);
     const size_t total = a_bytes + p.bpack_stride * (size_t)nt + cacc_bytes + bias_bytes;
-    int cached;
-    char *ws = ws_get(total, &cached);
-    if (!ws) return MXP_ERR_NOMEM;
+    int cached = 0;
+    char *ws = total ? ws_get(total, &cached) : NULL;
+    if (total && !ws) return MXP_ERR_NOMEM;
     p.apack = ws;
     p.bpack = ws + a_bytes;
     p.cacc = (float *)(ws + a_bytes + p.bpack_stride * (size_t)nt);
@@ -476,23 +492,16 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     } else if (nt == 1) {
         run_thread(&p, 0, 1);
     } else {
-        /* The thread grid assumes exactly nt threads; if OpenMP grants fewer
-         * (nested regions, limits), nobody works inside and one thread does
-         * it all after. */
-        int short_team = 0;
+        /* OpenMP may grant fewer threads than asked (nested regions, thread
+         * limits): the grid is made from the team it actually gives */
         MXP_OMP(omp parallel num_threads(nt)) {
 #ifdef _OPENMP
-            if (omp_get_num_threads() == nt)
-                run_thread(&p, omp_get_thread_num(), nt);
-            else if (omp_get_thread_num() == 0)
-                short_team = 1;
+            run_thread(&p, omp_get_thread_num(), omp_get_num_threads());
+#else
+            run_thread(&p, 0, 1);
 #endif
         }
-        if (short_team) {
-            p.tm = p.tn = 1;
-            run_thread(&p, 0, 1);
-        }
     }
-    ws_put(ws, cached);
+    if (ws) ws_put(ws, cached);
     return st;
 }

@@ -84,13 +84,14 @@ static inline __mmask32 mask32(size_t n) { return n >= 32 ? 0xffffffffu : (1u <<
 /* Pack bf16 into pair panels [kc/2][rows] of 32-bit words (k even in the low
  * half). rs == 1: rows contiguous, interleave rows k and k+1. cs == 1: each
  * row contiguous along k, so its pairs are already words: transpose 16x16
- * blocks of words. Anything else, or a non-bf16 source, goes to the portable
- * packer. */
+ * blocks of words. Other strides go to the portable packer. Only bf16 sources
+ * come here: pick_kernel sends every other dtype to the fp32 kernel. */
 static void pack_bf16_avx512bf16(void *dst, const void *src, mxp_dtype st, size_t rs, size_t cs,
                                  size_t m, size_t kc, int rows) {
     const size_t R = (size_t)rows, kcp = (kc + 1) / 2;
     const uint16_t *s = src;
-    if (st != MXP_DTYPE_BF16 || (rs != 1 && cs != 1)) {
+    (void)st; /* always MXP_DTYPE_BF16 */
+    if (rs != 1 && cs != 1) {
         mxp_gemm_pack_ref(PACK_BF16, dst, src, st, rs, cs, m, kc, rows);
         return;
     }

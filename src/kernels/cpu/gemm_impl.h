@@ -51,7 +51,9 @@ void mxp_gemm_register_avx2(gemm_table *t);
 void mxp_gemm_register_avx512(gemm_table *t);
 void mxp_gemm_register_avx512bf16(gemm_table *t);
 
-/* Portable packer (also the fallback of the SIMD ones for odd cases). */
+/* Portable packer (also the fallback of the SIMD ones for odd cases).
+ * PACK_F32 widens any source dtype; PACK_BF16 copies bf16 bits and must only
+ * be given a bf16 source. */
 void mxp_gemm_pack_ref(pack_kind kind, void *dst, const void *src, mxp_dtype st, size_t rs,
                        size_t cs, size_t m, size_t kc, int rows);
 

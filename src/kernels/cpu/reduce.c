@@ -154,6 +154,9 @@ static mxp_status check_reduce(const char *fn, mxp_reduce_op op, const float *ou
     if (nout && !out) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: out is NULL", fn);
     if (rows * cols != 0 && !x)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: x is NULL with %zu elements", fn, rows * cols);
+    /* out is written while x is still being read (rows, cols) */
+    if (mxp_overlaps(out, nout * sizeof(float), x, rows * cols * mxp_dtype_size(dt)))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: out overlaps x", fn);
     return MXP_OK;
 }
 
