@@ -27,13 +27,21 @@
 extern "C" {
 #endif
 
+/* Marks the library's public symbols: it is built with hidden visibility,
+ * so only what the headers declare is exported from libmixprec.so. */
+#if defined(__GNUC__)
+#define MXP_API __attribute__((visibility("default")))
+#else
+#define MXP_API
+#endif
+
 #define MXP_VERSION_MAJOR 0
 #define MXP_VERSION_MINOR 1
 #define MXP_VERSION_PATCH 0
 #define MXP_VERSION_STRING "0.1.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH" (static storage). */
-const char *mxp_version(void);
+MXP_API const char *mxp_version(void);
 
 /* ---- status codes ------------------------------------------------------ */
 
@@ -52,15 +60,15 @@ typedef enum mxp_status {
 } mxp_status;
 
 /* A short fixed name for a status ("invalid argument"); never NULL. */
-const char *mxp_status_str(mxp_status st);
+MXP_API const char *mxp_status_str(mxp_status st);
 
 /* The message of the last failure on this thread ("convert.c:42: n is ..."),
  * or "" if none. Owned by the library; valid until the next failing call on
  * the same thread. */
-const char *mxp_last_error(void);
+MXP_API const char *mxp_last_error(void);
 
 /* Forget the last error on this thread. */
-void mxp_clear_error(void);
+MXP_API void mxp_clear_error(void);
 
 /* ---- allocator hook ---------------------------------------------------- */
 
@@ -79,14 +87,14 @@ typedef struct mxp_allocator {
  * the caller got from mxp_alloc must be released with the same hook; memory
  * the library caches between calls (the GEMM workspace) is returned to the
  * hook that made it. */
-void mxp_set_allocator(const mxp_allocator *a);
+MXP_API void mxp_set_allocator(const mxp_allocator *a);
 
 /* Allocate `size` bytes aligned to 64 through the hook. size 0 gives NULL.
  * Returns NULL (and sets the last error) when the hook fails. */
-void *mxp_alloc(size_t size);
+MXP_API void *mxp_alloc(size_t size);
 
 /* Release memory from mxp_alloc. mxp_free(NULL) does nothing. */
-void mxp_free(void *ptr);
+MXP_API void mxp_free(void *ptr);
 
 /* ---- instruction sets -------------------------------------------------- */
 
@@ -101,29 +109,29 @@ typedef enum mxp_isa {
 
 /* The best family this CPU and OS support (cpuid + xgetbv), whatever
  * MIXPREC_ISA says. */
-mxp_isa mxp_isa_detect(void);
+MXP_API mxp_isa mxp_isa_detect(void);
 
 /* The family in use: the one forced by mxp_isa_set, else MIXPREC_ISA from
  * the environment (read once), else mxp_isa_detect(). An unknown MIXPREC_ISA,
  * or one this CPU cannot run, is ignored here (never a crash on a missing
  * instruction); the mixprec command reports it as an error. */
-mxp_isa mxp_isa_active(void);
+MXP_API mxp_isa mxp_isa_active(void);
 
 /* Force a family for all later calls. Fails with MXP_ERR_BACKEND (and changes
  * nothing) when the CPU does not support it. Not thread-safe with running
  * kernels. */
-mxp_status mxp_isa_set(mxp_isa isa);
+MXP_API mxp_status mxp_isa_set(mxp_isa isa);
 
 /* "ref", "avx2", "avx512", "avx512bf16"; "?" for anything else. */
-const char *mxp_isa_name(mxp_isa isa);
+MXP_API const char *mxp_isa_name(mxp_isa isa);
 
 /* Parse a family name as mxp_isa_name writes it. MXP_ERR_INVALID_ARG if the
  * name is unknown. */
-mxp_status mxp_isa_parse(const char *name, mxp_isa *out);
+MXP_API mxp_status mxp_isa_parse(const char *name, mxp_isa *out);
 
 /* CPU features as a space-separated list of the ones libmixprec can use
  * ("avx2 fma f16c avx512f ... avx512bf16"). Static storage. */
-const char *mxp_cpu_features(void);
+MXP_API const char *mxp_cpu_features(void);
 
 /* ---- threads ----------------------------------------------------------- */
 
@@ -132,14 +140,14 @@ const char *mxp_cpu_features(void);
  * default (OMP_NUM_THREADS, else the number of online CPUs). Always >= 1; 1
  * when the library was built without OpenMP. A kernel uses fewer when its
  * work is small or OpenMP grants fewer. */
-int mxp_num_threads(void);
+MXP_API int mxp_num_threads(void);
 
 /* Set the thread count for later calls (n >= 1, capped at 1024).
  * MXP_ERR_INVALID_ARG for n < 1. */
-mxp_status mxp_set_num_threads(int n);
+MXP_API mxp_status mxp_set_num_threads(int n);
 
 /* Whether the library was built with OpenMP (1) or not (0). */
-int mxp_have_openmp(void);
+MXP_API int mxp_have_openmp(void);
 
 #ifdef __cplusplus
 }

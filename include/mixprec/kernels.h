@@ -77,36 +77,41 @@ typedef struct mxp_gemm_epilogue {
  * Errors: MXP_ERR_INVALID_ARG (NULL with a nonzero size, a leading dimension
  * smaller than its row, unknown enum), MXP_ERR_DTYPE, MXP_ERR_NOMEM (packing
  * buffers). */
-mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, float alpha,
-                    const void *A, mxp_dtype a_type, size_t lda, const void *B, mxp_dtype b_type,
-                    size_t ldb, float beta, void *C, mxp_dtype c_type, size_t ldc,
-                    const mxp_gemm_epilogue *epi);
+MXP_API mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, float alpha,
+                            const void *A, mxp_dtype a_type, size_t lda, const void *B,
+                            mxp_dtype b_type, size_t ldb, float beta, void *C, mxp_dtype c_type,
+                            size_t ldc, const mxp_gemm_epilogue *epi);
 
 /* The GEMM kernel the active ISA uses for these input dtypes, for reports:
  * e.g. "gemm_bf16_f32acc_avx512bf16 14x32". A per-thread buffer, valid until
  * the next call on the same thread. */
-const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type);
+MXP_API const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type);
 
 /* mxp_gemm keeps its packing workspace between calls (a fresh block per call
  * would cost page faults). This returns it to the allocator hook that made
  * it, e.g. before a test checks that allocations and frees balance, or at
  * shutdown. Safe to call at any time; if a GEMM on another thread is using
  * the block at that moment, nothing is freed (call again later). */
-void mxp_gemm_release_workspace(void);
+MXP_API void mxp_gemm_release_workspace(void);
 
 /* ---- element-wise ("follow": dtype dt in and out, fp32 inside) ----------- */
 /* All take n elements; y may alias an input exactly (in place), no other
  * overlap. Errors: MXP_ERR_INVALID_ARG (NULL with n > 0), MXP_ERR_DTYPE. */
 
-mxp_status mxp_add(void *y, const void *a, const void *b, mxp_dtype dt, size_t n); /* y = a + b */
-mxp_status mxp_mul(void *y, const void *a, const void *b, mxp_dtype dt, size_t n); /* y = a * b */
-mxp_status mxp_scale(void *y, const void *x, float s, mxp_dtype dt, size_t n);     /* y = s * x */
-mxp_status mxp_relu(void *y, const void *x, mxp_dtype dt, size_t n); /* y = max(x, 0) */
-mxp_status mxp_gelu_tanh(void *y, const void *x, mxp_dtype dt, size_t n);
+MXP_API mxp_status mxp_add(void *y, const void *a, const void *b, mxp_dtype dt,
+                           size_t n); /* y = a + b */
+MXP_API mxp_status mxp_mul(void *y, const void *a, const void *b, mxp_dtype dt,
+                           size_t n); /* y = a * b */
+MXP_API mxp_status mxp_scale(void *y, const void *x, float s, mxp_dtype dt,
+                             size_t n);                                      /* y = s * x */
+MXP_API mxp_status mxp_relu(void *y, const void *x, mxp_dtype dt, size_t n); /* y = max(x, 0) */
+MXP_API mxp_status mxp_gelu_tanh(void *y, const void *x, mxp_dtype dt, size_t n);
 /* dx = dy * (x > 0) */
-mxp_status mxp_relu_backward(void *dx, const void *dy, const void *x, mxp_dtype dt, size_t n);
+MXP_API mxp_status mxp_relu_backward(void *dx, const void *dy, const void *x, mxp_dtype dt,
+                                     size_t n);
 /* dx = dy * gelu_tanh'(x) */
-mxp_status mxp_gelu_tanh_backward(void *dx, const void *dy, const void *x, mxp_dtype dt, size_t n);
+MXP_API mxp_status mxp_gelu_tanh_backward(void *dx, const void *dy, const void *x, mxp_dtype dt,
+                                          size_t n);
 
 /* ---- reductions (fp32 accumulation, fp32 result) ----------------------- */
 
@@ -121,15 +126,15 @@ typedef enum mxp_reduce_op {
  * ISA, never on the thread count. MEAN of 0 elements is NaN.
  * For the three reductions: out must not overlap x. Errors: MXP_ERR_INVALID_ARG
  * (unknown op, NULL with a nonzero size, overlap), MXP_ERR_DTYPE. */
-mxp_status mxp_reduce(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt, size_t n);
+MXP_API mxp_status mxp_reduce(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt, size_t n);
 
 /* out[i] = op over row i of x (rows, cols): out is (rows). */
-mxp_status mxp_reduce_rows(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt, size_t rows,
-                           size_t cols);
+MXP_API mxp_status mxp_reduce_rows(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt,
+                                   size_t rows, size_t cols);
 
 /* out[j] = op over column j of x (rows, cols): out is (cols) (a bias gradient). */
-mxp_status mxp_reduce_cols(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt, size_t rows,
-                           size_t cols);
+MXP_API mxp_status mxp_reduce_cols(mxp_reduce_op op, float *out, const void *x, mxp_dtype dt,
+                                   size_t rows, size_t cols);
 
 /* ---- softmax (fp32 inside) --------------------------------------------- */
 
@@ -139,14 +144,14 @@ mxp_status mxp_reduce_cols(mxp_reduce_op op, float *out, const void *x, mxp_dtyp
  * not NaN; a NaN or +inf in a row makes that whole row NaN.
  * Errors: MXP_ERR_INVALID_ARG (NULL with a nonzero size, partial overlap),
  * MXP_ERR_DTYPE. */
-mxp_status mxp_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
-                       size_t cols);
+MXP_API mxp_status mxp_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type,
+                               size_t rows, size_t cols);
 
 /* y = x - max - log(sum exp(x - max)), row-wise, as mxp_softmax (-inf where
  * softmax gives 0 for a masked entry or a fully masked row). Errors as
  * mxp_softmax. */
-mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type, size_t rows,
-                           size_t cols);
+MXP_API mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x_type,
+                                   size_t rows, size_t cols);
 
 /* ---- loss scaling ------------------------------------------------------ */
 
@@ -155,8 +160,8 @@ mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp_dtype x
  * one flag can collect over many tensors). dst may be src (same dtype) for
  * in place; src 16-bit with dst F32 unscales into fp32 master gradients.
  * Errors: MXP_ERR_INVALID_ARG (NULL, overlap), MXP_ERR_DTYPE. */
-mxp_status mxp_unscale_check(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype src_type,
-                             size_t n, float inv_scale, int *found_inf);
+MXP_API mxp_status mxp_unscale_check(void *dst, mxp_dtype dst_type, const void *src,
+                                     mxp_dtype src_type, size_t n, float inv_scale, int *found_inf);
 
 #ifdef __cplusplus
 }

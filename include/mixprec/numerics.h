@@ -43,14 +43,14 @@ typedef enum mxp_dtype {
 } mxp_dtype;
 
 /* Bytes per element (4, 2, 2); 0 for an unknown dtype. */
-size_t mxp_dtype_size(mxp_dtype dt);
+MXP_API size_t mxp_dtype_size(mxp_dtype dt);
 
 /* "f32", "f16", "bf16"; "?" for an unknown dtype. */
-const char *mxp_dtype_name(mxp_dtype dt);
+MXP_API const char *mxp_dtype_name(mxp_dtype dt);
 
 /* Parse "f32|fp32|float32", "f16|fp16|float16|half", "bf16|bfloat16".
  * MXP_ERR_INVALID_ARG (with the accepted names in the message) otherwise. */
-mxp_status mxp_dtype_parse(const char *name, mxp_dtype *out);
+MXP_API mxp_status mxp_dtype_parse(const char *name, mxp_dtype *out);
 
 /* ---- formats as data --------------------------------------------------- */
 
@@ -77,24 +77,24 @@ typedef struct mxp_format {
     mxp_special special; /* inf/NaN rule */
 } mxp_format;
 
-extern const mxp_format mxp_format_fp32; /* 1-8-23, bias 127 */
-extern const mxp_format mxp_format_fp16; /* 1-5-10, bias 15 */
-extern const mxp_format mxp_format_bf16; /* 1-8-7, bias 127 */
-extern const mxp_format mxp_format_e4m3; /* 1-4-3, bias 7, FN (max 448) */
-extern const mxp_format mxp_format_e5m2; /* 1-5-2, bias 15, IEEE (max 57344) */
+extern MXP_API const mxp_format mxp_format_fp32; /* 1-8-23, bias 127 */
+extern MXP_API const mxp_format mxp_format_fp16; /* 1-5-10, bias 15 */
+extern MXP_API const mxp_format mxp_format_bf16; /* 1-8-7, bias 127 */
+extern MXP_API const mxp_format mxp_format_e4m3; /* 1-4-3, bias 7, FN (max 448) */
+extern MXP_API const mxp_format mxp_format_e5m2; /* 1-5-2, bias 15, IEEE (max 57344) */
 
 /* The format of a dtype; NULL for an unknown dtype. */
-const mxp_format *mxp_format_of(mxp_dtype dt);
+MXP_API const mxp_format *mxp_format_of(mxp_dtype dt);
 
 /* Look a format up by name ("fp32", "fp16", "bf16", "e4m3", "e5m2", and the
  * dtype spellings mxp_dtype_parse accepts). NULL if unknown. */
-const mxp_format *mxp_format_find(const char *name);
+MXP_API const mxp_format *mxp_format_find(const char *name);
 
 /* Encode an fp32 value in format f, rounding to nearest even, with the
  * overflow and NaN rules of the format (see the contract above). The result
  * is in the low f->bits bits. Exact for fp32 itself (except that a
  * signalling NaN comes back quiet). */
-uint32_t mxp_format_encode(const mxp_format *f, float x);
+MXP_API uint32_t mxp_format_encode(const mxp_format *f, float x);
 
 /* Stochastic rounding: round |x| up to the next representable magnitude with
  * probability (distance to the lower one) / (gap), using the 32 random bits
@@ -103,20 +103,20 @@ uint32_t mxp_format_encode(const mxp_format *f, float x);
  * gap, so values below 2^-32 of the smallest subnormal always go to zero).
  * NaN as in mxp_format_encode; a value past the largest finite one may round
  * to inf (IEEE) or NaN (FN). */
-uint32_t mxp_format_encode_sr(const mxp_format *f, float x, uint32_t rnd);
+MXP_API uint32_t mxp_format_encode_sr(const mxp_format *f, float x, uint32_t rnd);
 
 /* Decode bits (low f->bits bits) of format f to fp32; exact for every format
  * here. An IEEE-style NaN keeps its sign and payload (shifted to the top,
  * signalling stays signalling); the one NaN of an FN format decodes to a
  * quiet NaN of its sign. */
-float mxp_format_decode(const mxp_format *f, uint32_t bits);
+MXP_API float mxp_format_decode(const mxp_format *f, uint32_t bits);
 
 /* ---- the four conversions everyone needs ------------------------------- */
 
-uint16_t mxp_fp32_to_fp16(float x); /* RNE, subnormals kept, overflow -> inf */
-float mxp_fp16_to_fp32(uint16_t h); /* exact */
-uint16_t mxp_fp32_to_bf16(float x); /* RNE, overflow -> inf */
-float mxp_bf16_to_fp32(uint16_t h); /* exact */
+MXP_API uint16_t mxp_fp32_to_fp16(float x); /* RNE, subnormals kept, overflow -> inf */
+MXP_API float mxp_fp16_to_fp32(uint16_t h); /* exact */
+MXP_API uint16_t mxp_fp32_to_bf16(float x); /* RNE, overflow -> inf */
+MXP_API float mxp_bf16_to_fp32(uint16_t h); /* exact */
 
 /* Convert n elements between any two of F32, F16, BF16 with the rules above
  * (16-bit to 16-bit goes through fp32 exactly, so it rounds once; equal
@@ -124,23 +124,23 @@ float mxp_bf16_to_fp32(uint16_t h); /* exact */
  * the active ISA, threaded for large n; the same bits as the scalar functions.
  * dst and src must not overlap unless dst == src and the dtypes are equal.
  * Errors: MXP_ERR_INVALID_ARG (NULL with n > 0, overlap), MXP_ERR_DTYPE. */
-mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype src_type,
-                       size_t n);
+MXP_API mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype src_type,
+                               size_t n);
 
 /* ---- stochastic rounding ----------------------------------------------- */
 
 /* The counter-based random source: Philox4x32-10 keyed by seed. Block c
  * yields 4 uint32 out[0..3]; the same (seed, c) always gives the same bits,
  * on any thread count and ISA. */
-void mxp_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]);
+MXP_API void mxp_philox4x32(uint64_t seed, uint64_t counter, uint32_t out[4]);
 
 /* Round n fp32 values to F16 or BF16 stochastically. Element i uses random
  * word (offset + i) of the stream for `seed` (word w is element w % 4 of
  * Philox block w / 4), so results do not depend on threads, ISA or how a
  * buffer is split into calls. dst and src must not overlap.
  * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE (dst_type not F16/BF16). */
-mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n, uint64_t seed,
-                          uint64_t offset);
+MXP_API mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_t n,
+                                  uint64_t seed, uint64_t offset);
 
 /* ---- classification and facts ------------------------------------------ */
 
@@ -153,23 +153,23 @@ typedef enum mxp_class {
 } mxp_class;
 
 /* Class of the bit pattern `bits` in format f. */
-mxp_class mxp_format_classify(const mxp_format *f, uint32_t bits);
+MXP_API mxp_class mxp_format_classify(const mxp_format *f, uint32_t bits);
 
 /* "zero", "subnormal", "normal", "inf", "nan". */
-const char *mxp_class_name(mxp_class c);
+MXP_API const char *mxp_class_name(mxp_class c);
 
 /* Format facts, exact as doubles. */
-double mxp_format_max(const mxp_format *f);            /* largest finite value */
-double mxp_format_min_normal(const mxp_format *f);     /* 2^(1 - bias) */
-double mxp_format_min_subnormal(const mxp_format *f);  /* 2^(1 - bias - man_bits) */
-double mxp_format_epsilon(const mxp_format *f);        /* 2^-man_bits: gap above 1.0 */
-double mxp_format_decimal_digits(const mxp_format *f); /* (man_bits + 1) * log10(2) */
+MXP_API double mxp_format_max(const mxp_format *f);            /* largest finite value */
+MXP_API double mxp_format_min_normal(const mxp_format *f);     /* 2^(1 - bias) */
+MXP_API double mxp_format_min_subnormal(const mxp_format *f);  /* 2^(1 - bias - man_bits) */
+MXP_API double mxp_format_epsilon(const mxp_format *f);        /* 2^-man_bits: gap above 1.0 */
+MXP_API double mxp_format_decimal_digits(const mxp_format *f); /* (man_bits + 1) * log10(2) */
 
 /* The gap between x (as a real number) and the next representable magnitude
  * above it: 2^(max(floor(log2|x|), 1 - bias) - man_bits). For x == 0 the
  * smallest subnormal; for |x| past the largest finite value, the gap below
  * the largest finite value; NaN for NaN or inf. */
-double mxp_format_ulp(const mxp_format *f, double x);
+MXP_API double mxp_format_ulp(const mxp_format *f, double x);
 
 /* What happens to fp32 values when they are stored in a format. Counts are
  * over the n inputs, each input in exactly one of the first six bins. */
@@ -187,7 +187,8 @@ typedef struct mxp_range_stats {
 
 /* Fill *out for the n fp32 values in x stored in format f.
  * Errors: MXP_ERR_INVALID_ARG (NULL pointers with n > 0). */
-mxp_status mxp_range_stats_f32(const mxp_format *f, const float *x, size_t n, mxp_range_stats *out);
+MXP_API mxp_status mxp_range_stats_f32(const mxp_format *f, const float *x, size_t n,
+                                       mxp_range_stats *out);
 
 #ifdef __cplusplus
 }

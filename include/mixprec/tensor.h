@@ -54,54 +54,56 @@ typedef struct mxp_tensor {
  * with mxp_tensor_free. Errors: MXP_ERR_INVALID_ARG (ndim out of range, a
  * negative size), MXP_ERR_DTYPE, MXP_ERR_NOMEM (also when the byte count
  * overflows). */
-mxp_status mxp_tensor_create(mxp_tensor **out, mxp_dtype dtype, int ndim, const int64_t *shape);
+MXP_API mxp_status mxp_tensor_create(mxp_tensor **out, mxp_dtype dtype, int ndim,
+                                     const int64_t *shape);
 
 /* Free a tensor from mxp_tensor_create and the storage it owns.
  * mxp_tensor_free(NULL) does nothing. */
-void mxp_tensor_free(mxp_tensor *t);
+MXP_API void mxp_tensor_free(mxp_tensor *t);
 
 /* Initialise a caller-owned struct that borrows `data` (not freed by
  * anyone here). strides NULL means contiguous row-major. The caller keeps the
  * memory alive as long as the tensor is used. Errors: MXP_ERR_INVALID_ARG,
  * MXP_ERR_DTYPE. */
-mxp_status mxp_tensor_wrap(mxp_tensor *t, void *data, mxp_dtype dtype, int ndim,
-                           const int64_t *shape, const int64_t *strides);
+MXP_API mxp_status mxp_tensor_wrap(mxp_tensor *t, void *data, mxp_dtype dtype, int ndim,
+                                   const int64_t *shape, const int64_t *strides);
 
 /* Elements (product of the shape; 1 for a scalar, 0 if any size is 0). */
-int64_t mxp_tensor_numel(const mxp_tensor *t);
+MXP_API int64_t mxp_tensor_numel(const mxp_tensor *t);
 
 /* Bytes the elements occupy when contiguous: numel * dtype size. */
-size_t mxp_tensor_nbytes(const mxp_tensor *t);
+MXP_API size_t mxp_tensor_nbytes(const mxp_tensor *t);
 
 /* 1 when the strides are those of a row-major tensor of this shape
  * (size-1 dimensions may have any stride), else 0. */
-int mxp_tensor_is_contiguous(const mxp_tensor *t);
+MXP_API int mxp_tensor_is_contiguous(const mxp_tensor *t);
 
 /* Address of the element at idx[0..ndim-1]; NULL if an index is out of range. */
-void *mxp_tensor_ptr(const mxp_tensor *t, const int64_t *idx);
+MXP_API void *mxp_tensor_ptr(const mxp_tensor *t, const int64_t *idx);
 
 /* ---- views: *view is a caller-owned struct; src is not changed ---------- */
 
 /* Same elements, new shape; one size may be -1 (inferred). Requires a
  * contiguous src. Errors: MXP_ERR_SHAPE (element counts differ, or src not
  * contiguous), MXP_ERR_INVALID_ARG. */
-mxp_status mxp_tensor_reshape(mxp_tensor *view, const mxp_tensor *src, int ndim,
-                              const int64_t *shape);
+MXP_API mxp_status mxp_tensor_reshape(mxp_tensor *view, const mxp_tensor *src, int ndim,
+                                      const int64_t *shape);
 
 /* Elements start, start+step, ... (len of them) along dim; step >= 1.
  * Errors: MXP_ERR_INVALID_ARG (out of range). */
-mxp_status mxp_tensor_slice(mxp_tensor *view, const mxp_tensor *src, int dim, int64_t start,
-                            int64_t len, int64_t step);
+MXP_API mxp_status mxp_tensor_slice(mxp_tensor *view, const mxp_tensor *src, int dim, int64_t start,
+                                    int64_t len, int64_t step);
 
 /* Swap two dimensions. Errors: MXP_ERR_INVALID_ARG. */
-mxp_status mxp_tensor_transpose(mxp_tensor *view, const mxp_tensor *src, int d0, int d1);
+MXP_API mxp_status mxp_tensor_transpose(mxp_tensor *view, const mxp_tensor *src, int d0, int d1);
 
 /* Reorder dimensions: view dim i is src dim perm[i] (perm a permutation of
  * 0..ndim-1). Errors: MXP_ERR_INVALID_ARG. */
-mxp_status mxp_tensor_permute(mxp_tensor *view, const mxp_tensor *src, const int *perm);
+MXP_API mxp_status mxp_tensor_permute(mxp_tensor *view, const mxp_tensor *src, const int *perm);
 
 /* Fix index `index` of dim and drop that dimension. Errors: MXP_ERR_INVALID_ARG. */
-mxp_status mxp_tensor_select(mxp_tensor *view, const mxp_tensor *src, int dim, int64_t index);
+MXP_API mxp_status mxp_tensor_select(mxp_tensor *view, const mxp_tensor *src, int dim,
+                                     int64_t index);
 
 /* ---- data ---------------------------------------------------------------- */
 
@@ -109,14 +111,14 @@ mxp_status mxp_tensor_select(mxp_tensor *view, const mxp_tensor *src, int dim, i
  * as mxp_convert). Any strides; shapes must be equal. dst and src must not
  * overlap. Errors: MXP_ERR_SHAPE, MXP_ERR_INVALID_ARG, MXP_ERR_BACKEND (a
  * tensor not on the CPU). */
-mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src);
+MXP_API mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src);
 
 /* Set every element to value (rounded to the dtype).
  * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_BACKEND (a tensor not on the CPU). */
-mxp_status mxp_tensor_fill(mxp_tensor *t, float value);
+MXP_API mxp_status mxp_tensor_fill(mxp_tensor *t, float value);
 
 /* "bf16 (8, 3, 28, 28)" into buf (always NUL-terminated). Returns buf. */
-const char *mxp_tensor_describe(const mxp_tensor *t, char *buf, size_t size);
+MXP_API const char *mxp_tensor_describe(const mxp_tensor *t, char *buf, size_t size);
 
 /* ---- the per-step arena ------------------------------------------------ */
 
@@ -124,31 +126,31 @@ typedef struct mxp_arena mxp_arena_t;
 
 /* An arena whose first block holds `capacity` bytes (0: grow on demand).
  * Errors: MXP_ERR_NOMEM. */
-mxp_status mxp_arena_create(mxp_arena_t **out, size_t capacity);
+MXP_API mxp_status mxp_arena_create(mxp_arena_t **out, size_t capacity);
 
 /* Release the arena and everything allocated from it. NULL does nothing. */
-void mxp_arena_free(mxp_arena_t *a);
+MXP_API void mxp_arena_free(mxp_arena_t *a);
 
 /* `size` bytes aligned to 64 from the arena, valid until the next reset or
  * free. Grows by adding a block when full; NULL (and MXP_ERR_NOMEM as the
  * last error) if that allocation fails. size 0 returns a valid unique pointer. */
-void *mxp_arena_alloc(mxp_arena_t *a, size_t size);
+MXP_API void *mxp_arena_alloc(mxp_arena_t *a, size_t size);
 
 /* Release everything allocated since the last reset. If the arena had to
  * grow, its blocks are replaced by one block of the peak size, so the next
  * step of the same shape needs no allocation. */
-void mxp_arena_reset(mxp_arena_t *a);
+MXP_API void mxp_arena_reset(mxp_arena_t *a);
 
 /* Bytes handed out since the last reset, the most ever handed out between
  * resets, and the bytes the arena holds from the allocator. */
-size_t mxp_arena_used(const mxp_arena_t *a);
-size_t mxp_arena_peak(const mxp_arena_t *a);
-size_t mxp_arena_capacity(const mxp_arena_t *a);
+MXP_API size_t mxp_arena_used(const mxp_arena_t *a);
+MXP_API size_t mxp_arena_peak(const mxp_arena_t *a);
+MXP_API size_t mxp_arena_capacity(const mxp_arena_t *a);
 
 /* A contiguous CPU tensor whose struct and storage both live in the arena
  * (so it needs no free). Errors as mxp_tensor_create. */
-mxp_status mxp_tensor_arena(mxp_arena_t *a, mxp_tensor **out, mxp_dtype dtype, int ndim,
-                            const int64_t *shape);
+MXP_API mxp_status mxp_tensor_arena(mxp_arena_t *a, mxp_tensor **out, mxp_dtype dtype, int ndim,
+                                    const int64_t *shape);
 
 #ifdef __cplusplus
 }
