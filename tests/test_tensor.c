@@ -654,6 +654,88 @@ static void fill_random(mxp_tensor *t) {
     while (next_index(t->ndim, t->shape, idx));
 }
 
+/* A dst in which two indices name one element, copied from a src in another
+ * buffer: refused before anything is written, whatever the layout. */
+static void expect_self_overlap(const char *what, int ndim, const int64_t *shape,
+                                const int64_t *strides, int64_t origin) {
+    float dbuf[64], sbuf[64];
+    for (int i = 0; i < 64; i++) dbuf[i] = -1.0f, sbuf[i] = (float)i;
+    mxp_tensor d, s;
+    CHECK(mxp_tensor_wrap(&d, dbuf + origin, MXP_DTYPE_F32, ndim, shape, strides) == MXP_OK,
+          "%s: wrap dst: %s", what, mxp_last_error());
+    CHECK(mxp_tensor_wrap(&s, sbuf, MXP_DTYPE_F32, ndim, shape, NULL) == MXP_OK, "%s: wrap src",
+          what);
+    CHECK(mxp_tensor_copy(&d, &s) == MXP_ERR_INVALID_ARG, "%s: self-overlapping dst accepted",
+          what);
+    CHECK(strstr(mxp_last_error(), "overlaps itself") != NULL, "%s: message: %s", what,
+          mxp_last_error());
+    int written = 0;
+    for (int i = 0; i < 64; i++) written += dbuf[i] != -1.0f;
+    CHECK(!written, "%s: a refused copy wrote %d elements", what, written);
+}
+
+/* A dst layout with no shared elements, checked as copy_and_check does:
+ * every element lands, nothing outside dst moves. */
+static void expect_copy_ok(const char *what, int ndim, const int64_t *shape, const int64_t *strides,
+                           int64_t origin) {
+    mxp_tensor *full, *src;
+    mxp_tensor d;
+    CHECK(mxp_tensor_create(&full, MXP_DTYPE_F32, 1, (int64_t[]){64}) == MXP_OK, "full");
+    CHECK(mxp_tensor_create(&src, MXP_DTYPE_BF16, ndim, shape) == MXP_OK, "src");
+    fill_random(src);
+    CHECK(mxp_tensor_wrap(&d, (float *)full->data + origin, MXP_DTYPE_F32, ndim, shape, strides) ==
+              MXP_OK,
+          "%s: wrap dst: %s", what, mxp_last_error());
+    copy_and_check(what, full, &d, src);
+    mxp_tensor_free(full);
+    mxp_tensor_free(src);
+}
+
+static void test_copy_self_overlap(void) {
+    expect_self_overlap("(2, 2) strides (1, 1)", 2, (int64_t[]){2, 2}, (int64_t[]){1, 1}, 0);
+    expect_self_overlap("(3, 4) strides (2, 1)", 2, (int64_t[]){3, 4}, (int64_t[]){2, 1}, 0);
+    expect_self_overlap("(4, 3) strides (1, 2)", 2, (int64_t[]){4, 3}, (int64_t[]){1, 2}, 0);
+    expect_self_overlap("(2, 2) strides (-1, 1)", 2, (int64_t[]){2, 2}, (int64_t[]){-1, 1}, 8);
+    expect_self_overlap("(2, 2) strides (3, -3)", 2, (int64_t[]){2, 2}, (int64_t[]){3, -3}, 8);
+    expect_self_overlap("(2, 3, 2) strides (4, 0, 1)", 3, (int64_t[]){2, 3, 2},
+                        (int64_t[]){4, 0, 1}, 0);
+    expect_self_overlap("(2, 2, 2) strides (4, 1, 4)", 3, (int64_t[]){2, 2, 2},
+                        (int64_t[]){4, 1, 4}, 0);
+    expect_self_overlap("(3, 3, 3) strides (9, 2, 4)", 3, (int64_t[]){3, 3, 3},
+                        (int64_t[]){9, 2, 4}, 0);
+    expect_self_overlap("(1, 4) strides (5, 0)", 2, (int64_t[]){1, 4}, (int64_t[]){5, 0}, 0);
+
+    /* distinct elements: transposed, sliced, stepped, reversed, gapped,
+     * and size-1 dims with strides that would clash if they counted */
+    expect_copy_ok("transposed (4, 3) strides (1, 4)", 2, (int64_t[]){4, 3}, (int64_t[]){1, 4}, 0);
+    expect_copy_ok("sliced (3, 4) strides (8, 1)", 2, (int64_t[]){3, 4}, (int64_t[]){8, 1}, 2);
+    expect_copy_ok("stepped (3, 4) strides (1, 3)", 2, (int64_t[]){3, 4}, (int64_t[]){1, 3}, 0);
+    expect_copy_ok("reversed (3, 4) strides (-4, -1)", 2, (int64_t[]){3, 4}, (int64_t[]){-4, -1},
+                   11);
+    expect_copy_ok("mixed signs (2, 3, 2) strides (-1, 6, -2)", 3, (int64_t[]){2, 3, 2},
+                   (int64_t[]){-1, 6, -2}, 3);
+    expect_copy_ok("permuted (2, 2, 3) strides (1, 12, 3)", 3, (int64_t[]){2, 2, 3},
+                   (int64_t[]){1, 12, 3}, 0);
+    expect_copy_ok("size-1 dims (4, 1, 3) strides (3, 0, 1)", 3, (int64_t[]){4, 1, 3},
+                   (int64_t[]){3, 0, 1}, 0);
+    expect_copy_ok("size-1 dims (1, 1, 5) strides (1, 1, 1)", 3, (int64_t[]){1, 1, 5},
+                   (int64_t[]){1, 1, 1}, 0);
+
+    /* a view made by the API itself: a stepped slice, transposed */
+    mxp_tensor *full, *src;
+    mxp_tensor v;
+    CHECK(mxp_tensor_create(&full, MXP_DTYPE_F16, 2, (int64_t[]){6, 7}) == MXP_OK, "full");
+    CHECK(mxp_tensor_create(&src, MXP_DTYPE_F32, 2, (int64_t[]){5, 3}) == MXP_OK, "src");
+    fill_random(src);
+    CHECK(mxp_tensor_slice(&v, full, 1, 1, 5, 1) == MXP_OK &&
+              mxp_tensor_slice(&v, &v, 0, 0, 3, 2) == MXP_OK &&
+              mxp_tensor_transpose(&v, &v, 0, 1) == MXP_OK,
+          "slice, step, transpose");
+    copy_and_check("API view (5, 3) strides (1, 14)", full, &v, src);
+    mxp_tensor_free(full);
+    mxp_tensor_free(src);
+}
+
 static void test_copy(void) {
     const long allocs0 = ca.allocs;
     long allocs_in_copy = 0;
@@ -743,6 +825,7 @@ static void test_copy(void) {
           "c");
     CHECK(mxp_tensor_copy(&c, &a) == MXP_ERR_INVALID_ARG, "dst broadcasts");
     CHECK(buf[64] == 64.0f, "nothing written");
+    test_copy_self_overlap();
     CHECK(mxp_tensor_wrap(&b, buf + 96, MXP_DTYPE_F32, 2, (int64_t[]){4, 8}, NULL) == MXP_OK, "b");
     CHECK(mxp_tensor_copy(&b, &c) == MXP_OK && buf[96 + 8 + 7] == 65.0f && buf[96 + 24] == 67.0f,
           "broadcast src");

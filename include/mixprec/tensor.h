@@ -108,9 +108,14 @@ MXP_API mxp_status mxp_tensor_select(mxp_tensor *view, const mxp_tensor *src, in
 /* ---- data ---------------------------------------------------------------- */
 
 /* Copy src into dst elementwise, converting dtype (round to nearest even,
- * as mxp_convert). Any strides; shapes must be equal. dst and src must not
- * overlap. Errors: MXP_ERR_SHAPE, MXP_ERR_INVALID_ARG, MXP_ERR_BACKEND (a
- * tensor not on the CPU). */
+ * as mxp_convert). Any strides for src (stride 0 broadcasts); shapes must be
+ * equal. No two indices of dst may name the same element: taking dst's dims
+ * of size > 1 by increasing |stride|, each |stride| must exceed the elements
+ * the dims before it span (this refuses stride 0 and self-overlapping
+ * layouts, and a few exotic interleavings that never collide). dst and src
+ * must not overlap in memory unless they are the same view (then nothing is
+ * done). Errors: MXP_ERR_SHAPE, MXP_ERR_INVALID_ARG (overlap, a
+ * self-overlapping dst), MXP_ERR_BACKEND (a tensor not on the CPU). */
 MXP_API mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src);
 
 /* Set every element to value (rounded to the dtype).

@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor_impl.h"
@@ -540,10 +541,11 @@ mxp_status mxp_tensor_copy(mxp_tensor *dst, const mxp_tensor *src) {
     const int bad = self_overlap_dim(dst, &need);
     if (bad >= 0)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
-                        "%s: dst %s overlaps itself: dim %d has stride %lld, but the dims "
-                        "with no larger |stride| span %lld elements, so writes may collide",
+                        "%s: dst %s overlaps itself: dim %d has stride %lld, but other dims "
+                        "with |stride| <= %lld span %lld elements, so writes may collide",
                         fn, mxp_tensor_describe(dst, db, sizeof db), bad,
-                        (long long)dst->stride[bad], (long long)need);
+                        (long long)dst->stride[bad], llabs((long long)dst->stride[bad]),
+                        (long long)need);
     if (same_view(dst, src)) return MXP_OK;
     /* judged on the byte ranges the two span: conservative for interleaved
      * views, but a partial overlap would make the result depend on the order
