@@ -919,6 +919,24 @@ static void test_errors(void) {
               "huge sizes %d: exit %d, stderr %s", i, r.status, r.err);
         result_free(&r);
     }
+    /* buffer sizes past SIZE_MAX: refused by the size_t check itself (which
+     * does not rely on sysconf knowing the memory size), naming the buffer */
+    const char *wrap[][16] = {
+        {"bench", "gemm", "--m", "1099511627776", "--k", "1099511627776", "--n", "1", NULL},
+        {"bench", "gemm", "--dtype", "fp32", "--k", "1099511627776", "--n", "1099511627776", "--m",
+         "1", NULL},
+        {"bench", "gemm", "--m", "1099511627776", "--n", "1099511627776", "--k", "1", NULL},
+        {"bench", "gemm", "--m", "1099511627776", "--n", "1099511627776", "--k", "1099511627776",
+         "--trans-a", "--trans-b", NULL},
+    };
+    const char *which[] = {"A needs", "B needs", "C needs", "A needs"};
+    for (int i = 0; i < 4; i++) {
+        r = run_env(NULL, wrap[i]);
+        CHECK(r.status == 1 && count_lines(r.err) == 1 && strstr(r.err, "out of memory") &&
+                  strstr(r.err, which[i]) && strstr(r.err, "address") && r.out[0] == '\0',
+              "sizes past SIZE_MAX %d: exit %d, stderr %s", i, r.status, r.err);
+        result_free(&r);
+    }
 }
 
 int main(void) {

@@ -133,4 +133,12 @@ double cli_now(void);
  * killed by the OOM killer after overcommit. */
 int cli_check_memory(const char *cmd, double bytes);
 
+/* *bytes = rows * cols * elem_size, the size of buffer `what` ("A", "each
+ * fp32 buffer"), when it fits in size_t. When it does not, prints one line
+ * (out of memory, exit status 1) and returns CLI_EXIT_RUNTIME, leaving *bytes
+ * alone. Call it before cli_check_memory, which checks nothing where sysconf
+ * cannot tell the memory size: the size_t products must never wrap. */
+int cli_buffer_bytes(const char *cmd, const char *what, unsigned long long rows,
+                     unsigned long long cols, size_t elem_size, size_t *bytes);
+
 #endif

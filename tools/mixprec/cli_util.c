@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -354,5 +355,21 @@ int cli_check_memory(const char *cmd, double bytes) {
                 cmd, bytes / 1073741824.0, phys / 1073741824.0);
         return CLI_EXIT_RUNTIME;
     }
+    return 0;
+}
+
+int cli_buffer_bytes(const char *cmd, const char *what, unsigned long long rows,
+                     unsigned long long cols, size_t elem_size, size_t *bytes) {
+    size_t n, b;
+    if (rows > SIZE_MAX || cols > SIZE_MAX ||
+        __builtin_mul_overflow((size_t)rows, (size_t)cols, &n) ||
+        __builtin_mul_overflow(n, elem_size, &b)) {
+        fprintf(stderr,
+                "mixprec: %s: out of memory: %s needs %llu x %llu x %zu bytes, more than this "
+                "machine can address; use smaller sizes\n",
+                cmd, what, rows, cols, elem_size);
+        return CLI_EXIT_RUNTIME;
+    }
+    *bytes = b;
     return 0;
 }

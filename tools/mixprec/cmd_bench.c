@@ -98,7 +98,7 @@ typedef struct conv_case {
     mxp_dtype dt, st;
     void *dst;
     const void *src;
-    size_t bytes; /* read + written */
+    double bytes; /* read + written (a double: only ever divided by a time) */
 } conv_case;
 
 static int bench_convert(int argc, char **argv) {
@@ -118,30 +118,37 @@ static int bench_convert(int argc, char **argv) {
     const int json = vals[2] != NULL;
     const int nt = mxp_num_threads();
 
-    /* src fp32 (n), bf16 and fp16 copies (n each), fp32 destination (n) */
-    if (cli_check_memory(cmd, 12.0 * (double)n)) return CLI_EXIT_RUNTIME;
+    /* src fp32 (n), bf16 and fp16 copies (n each), fp32 destination (n); the
+     * sizes are checked in size_t before the total is checked against memory */
+    size_t f32_bytes, f16_bytes;
+    if (cli_buffer_bytes(cmd, "each fp32 buffer", n, 1, 4, &f32_bytes) ||
+        cli_buffer_bytes(cmd, "each 16-bit buffer", n, 1, 2, &f16_bytes))
+        return CLI_EXIT_RUNTIME;
+    if (cli_check_memory(cmd, 2.0 * (double)f32_bytes + 2.0 * (double)f16_bytes))
+        return CLI_EXIT_RUNTIME;
     double *times = malloc(repeat * sizeof *times);
     if (!times) {
         fprintf(stderr, "mixprec: %s: out of memory for %llu timings\n", cmd, repeat);
         return CLI_EXIT_RUNTIME;
     }
-    float *src = mxp_alloc(n * 4);
-    uint16_t *hb = mxp_alloc(n * 2), *hh = mxp_alloc(n * 2);
-    float *dst = mxp_alloc(n * 4);
+    float *src = mxp_alloc(f32_bytes);
+    uint16_t *hb = mxp_alloc(f16_bytes), *hh = mxp_alloc(f16_bytes);
+    float *dst = mxp_alloc(f32_bytes);
     mxp_status st = MXP_OK;
     if (!src || !hb || !hh || !dst) st = MXP_ERR_NOMEM;
     /* touch every page before timing, so page faults are not measured */
     if (st == MXP_OK) st = bench_fill(src, MXP_DTYPE_F32, n, 1);
     if (st == MXP_OK) {
-        memset(hb, 0, n * 2);
-        memset(hh, 0, n * 2);
-        memset(dst, 0, n * 4);
+        memset(hb, 0, f16_bytes);
+        memset(hh, 0, f16_bytes);
+        memset(dst, 0, f32_bytes);
     }
+    const double moved = 6.0 * (double)n; /* 4 bytes read and 2 written, or 2 and 4 */
     const conv_case cases[] = {
-        {"f32", "bf16", MXP_DTYPE_BF16, MXP_DTYPE_F32, hb, src, n * 6},
-        {"f32", "f16", MXP_DTYPE_F16, MXP_DTYPE_F32, hh, src, n * 6},
-        {"bf16", "f32", MXP_DTYPE_F32, MXP_DTYPE_BF16, dst, hb, n * 6},
-        {"f16", "f32", MXP_DTYPE_F32, MXP_DTYPE_F16, dst, hh, n * 6},
+        {"f32", "bf16", MXP_DTYPE_BF16, MXP_DTYPE_F32, hb, src, moved},
+        {"f32", "f16", MXP_DTYPE_F16, MXP_DTYPE_F32, hh, src, moved},
+        {"bf16", "f32", MXP_DTYPE_F32, MXP_DTYPE_BF16, dst, hb, moved},
+        {"f16", "f32", MXP_DTYPE_F32, MXP_DTYPE_F16, dst, hh, moved},
     };
     enum { NCASES = sizeof cases / sizeof cases[0] };
     double med[NCASES + 1], best[NCASES + 1];
@@ -149,7 +156,7 @@ static int bench_convert(int argc, char **argv) {
         for (unsigned long long r = 0; r <= repeat && st == MXP_OK; r++) {
             const double t0 = cli_now();
             if (c == NCASES)
-                copy_threaded(dst, src, n * 4, nt);
+                copy_threaded(dst, src, f32_bytes, nt);
             else
                 st = mxp_convert(cases[c].dst, cases[c].dt, cases[c].src, cases[c].st, n);
             if (r > 0) times[r - 1] = cli_now() - t0; /* run 0 is the warm-up */
@@ -167,7 +174,7 @@ static int bench_convert(int argc, char **argv) {
         for (int c = 0; c <= NCASES; c++) {
             const int is_copy = c == NCASES;
             const char *from = is_copy ? "f32" : cases[c].from, *to = is_copy ? "f32" : cases[c].to;
-            const double bytes = is_copy ? 8.0 * (double)n : (double)cases[c].bytes;
+            const double bytes = is_copy ? 8.0 * (double)n : cases[c].bytes;
             const double gbps = bytes / med[c] * 1e-9, gbps_best = bytes / best[c] * 1e-9;
             const double ratio = med[c] / med[NCASES];
             if (json) {

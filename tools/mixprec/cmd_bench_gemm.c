@@ -21,8 +21,9 @@ const cli_opt bench_gemm_opts[] = {
 const int bench_gemm_nopts = (int)(sizeof bench_gemm_opts / sizeof bench_gemm_opts[0]);
 enum { O_DTYPE, O_M, O_N, O_K, O_TA, O_TB, O_REPEAT, O_JSON };
 
-/* A dimension may be large; the memory check below is what stops sizes this
- * machine cannot hold, with a clean message. */
+/* A dimension may be large; the size checks below (each buffer must fit in
+ * size_t, then all of them in memory) stop what this machine cannot hold,
+ * with a clean message. */
 static const unsigned long long MAX_DIM = 1ull << 40;
 
 int bench_gemm(int argc, char **argv) {
@@ -50,23 +51,28 @@ int bench_gemm(int argc, char **argv) {
     const int ta = vals[O_TA] != NULL, tb = vals[O_TB] != NULL, json = vals[O_JSON] != NULL;
     const size_t es = mxp_dtype_size(dt);
 
-    /* in double first: the products may not fit in size_t */
-    const double bytes =
-        ((double)m * (double)k + (double)k * (double)n) * (double)es + (double)m * (double)n * 4.0;
-    if (cli_check_memory(cmd, bytes)) return CLI_EXIT_RUNTIME;
+    /* each buffer's size must fit in size_t before anything multiplies in
+     * it; then the total (in double) must fit in this machine's memory */
+    size_t a_bytes, b_bytes, c_bytes;
+    if (cli_buffer_bytes(cmd, "A", m, k, es, &a_bytes) ||
+        cli_buffer_bytes(cmd, "B", k, n, es, &b_bytes) ||
+        cli_buffer_bytes(cmd, "C", m, n, 4, &c_bytes))
+        return CLI_EXIT_RUNTIME;
+    if (cli_check_memory(cmd, (double)a_bytes + (double)b_bytes + (double)c_bytes))
+        return CLI_EXIT_RUNTIME;
     double *times = malloc(repeat * sizeof *times);
     if (!times) {
         fprintf(stderr, "mixprec: %s: out of memory for %llu timings\n", cmd, repeat);
         return CLI_EXIT_RUNTIME;
     }
-    void *A = mxp_alloc(m * k * es); /* (M, K), or (K, M) with --trans-a */
-    void *B = mxp_alloc(k * n * es); /* (K, N), or (N, K) with --trans-b */
-    float *C = mxp_alloc(m * n * 4); /* (M, N) fp32 */
+    void *A = mxp_alloc(a_bytes);  /* (M, K), or (K, M) with --trans-a */
+    void *B = mxp_alloc(b_bytes);  /* (K, N), or (N, K) with --trans-b */
+    float *C = mxp_alloc(c_bytes); /* (M, N) fp32 */
     mxp_status st = (A && B && C) ? MXP_OK : MXP_ERR_NOMEM;
     /* filling A, B and C touches every page before the clock starts */
-    if (st == MXP_OK) st = bench_fill(A, dt, m * k, 1);
-    if (st == MXP_OK) st = bench_fill(B, dt, k * n, 2);
-    if (st == MXP_OK) memset(C, 0, m * n * 4);
+    if (st == MXP_OK) st = bench_fill(A, dt, a_bytes / es, 1);
+    if (st == MXP_OK) st = bench_fill(B, dt, b_bytes / es, 2);
+    if (st == MXP_OK) memset(C, 0, c_bytes);
     const size_t lda = ta ? m : k, ldb = tb ? k : n;
     for (unsigned long long r = 0; r <= repeat && st == MXP_OK; r++) {
         const double t0 = cli_now();
