@@ -12,7 +12,9 @@
 # changes nothing and takes well under a second.
 #
 # Python packages from PyPI are for tests only, installed with pip for the
-# system interpreter /usr/bin/python3 that the reference tests use. A pip
+# system interpreter /usr/bin/python3 that the reference tests use, each at the
+# exact version the fixtures were made with and with --no-deps (so pip never
+# replaces the Debian numpy that python3-torch is built against). A pip
 # failure is reported and never fatal: the tests that need the package skip.
 set -euo pipefail
 
@@ -30,7 +32,10 @@ TEST_PKGS=(
     python3-pip     # to install the PyPI packages below
 )
 TEST_PIP_PKGS=(
-    ml_dtypes       # numpy dtypes for bfloat16 and fp8; tests that need it skip without it
+    # module==version. ml_dtypes: numpy dtypes for fp8. tests/reference/numerics_ref.bin was
+    # made with 0.4.1 and test_numerics_fixture compares it byte for byte, so exactly that one
+    # (it works with Debian's numpy 1.24); tests that need it skip without it.
+    ml_dtypes==0.4.1
 )
 BENCH_PKGS=(
     libdnnl-dev     # oneDNN: the bf16 matmul we measure against
@@ -44,12 +49,12 @@ usage() {
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-mode=test
+mode='test'
 for arg in "$@"; do
     case "$arg" in
         --build) mode=build ;;
         --bench) mode=bench ;;
-        --test) mode=test ;;
+        --test) mode='test' ;;
         --check) check_only=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "setup.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -102,35 +107,46 @@ else
 fi
 
 # ---- PyPI packages for tests (never fatal) ---------------------------------------
-for mod in "${pip_wanted[@]}"; do
-    if "$PYTHON" -c "import $mod" >/dev/null 2>&1; then
-        say "python package $mod: present"
+for spec in "${pip_wanted[@]}"; do
+    mod=${spec%%==*}
+    want=${spec#*==}
+    have=$("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || true)
+    if [[ "$have" == "$want" ]]; then
+        say "python package $mod: $want present"
         continue
     fi
+    what="missing" why="tests that need it will skip"
+    if [[ -n "$have" ]]; then
+        what="$have installed, the tests need $want"
+        why="test_numerics_fixture may fail against $have"
+    fi
     if ((check_only)); then
-        say "python package $mod: missing (tests that need it will skip)"
+        say "python package $mod: $what ($why)"
         continue
     fi
     if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
-        say "python package $mod: not installed, no pip for $PYTHON (tests that need it will skip)"
+        say "python package $mod: $what, and no pip for $PYTHON ($why)"
         continue
     fi
-    # Keep the Debian numpy: python3-torch is built against it, and the newest
-    # wheels of many packages would pull in numpy 2. Pinning it makes pip pick
-    # a release of $mod that works with the numpy we have.
-    pin=()
-    numpy_version=$("$PYTHON" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
-    [[ -n "$numpy_version" ]] && pin=("numpy==$numpy_version")
     # As root into /usr/local (every user's /usr/bin/python3 sees it), else --user.
     where=(--root-user-action=ignore)
     ((EUID == 0)) || where=(--user)
+    # --no-deps: the Debian numpy stays (the newest wheels of many packages pull in
+    # numpy 2, which would shadow it and break python3-torch).
     # --break-system-packages: Debian 12 marks its Python externally managed (PEP 668).
-    say "python package $mod: pip install ${where[*]} $mod ${pin[*]}"
-    if timeout 600 "$PYTHON" -m pip install -q --break-system-packages "${where[@]}" \
-        "$mod" "${pin[@]}" && "$PYTHON" -c "import $mod" >/dev/null 2>&1; then
-        say "python package $mod: installed ($("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || echo '?'))"
+    say "python package $mod: $what; pip install --no-deps ${where[*]} $spec"
+    if ! timeout 600 "$PYTHON" -m pip install -q --break-system-packages --no-deps \
+        "${where[@]}" "$spec"; then
+        say "python package $mod: pip could not install $spec; $why"
+        continue
+    fi
+    have=$("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || true)
+    if [[ "$have" == "$want" ]]; then
+        say "python package $mod: $want installed"
     else
-        say "python package $mod: pip could not install it; tests that need it will skip"
+        # e.g. another copy earlier on sys.path (~/.local comes before /usr/local)
+        say "python package $mod: installed $spec, but $PYTHON still imports" \
+            "${have:-nothing}; see $PYTHON -m pip list -v"
     fi
 done
 exit 0
