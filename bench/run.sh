@@ -38,4 +38,11 @@ for round in $(seq "$ROUNDS"); do
     done
     echo "round $round/$ROUNDS done" >&2
 done
+# What each kernel family gives on one thread (what the run-time dispatch buys).
+for isa in ref avx2 avx512 avx512bf16; do
+    for dt in fp32 bf16 fp16; do
+        "$BUILD/mixprec" --isa "$isa" --threads 1 bench gemm --dtype "$dt" --m 1024 --n 1024 \
+            --k 1024 --repeat 5 --json >> "$OUT" 2>/dev/null || echo "skipped: isa $isa" >&2
+    done
+done
 python3 bench/summarize.py "$OUT"

@@ -15,13 +15,16 @@ from collections import defaultdict
 def main(path):
     gemm = defaultdict(list)
     conv = defaultdict(list)
+    isa_rows = {}
     with open(path) as f:
         for line in f:
             line = line.strip()
             if not line.startswith("{"):
                 continue
             r = json.loads(line)
-            if r["bench"] == "gemm":
+            if r["bench"] == "gemm" and "impl" not in r:  # mixprec bench gemm --isa X
+                isa_rows[(r["isa"], r["dtype"])] = (r["gflops"], r["kernel"])
+            elif r["bench"] == "gemm":
                 key = (r["m"], r["n"], r["k"], r.get("ta", 0), r.get("tb", 0), r["threads"], r["impl"], r["dtype"])
                 gemm[key].append(r["gflops"])
             elif r["bench"] == "convert":
@@ -79,6 +82,18 @@ def main(path):
             print(f"| {t} | " + " | ".join(fmt(x) for x in cells) +
                   f" | {fmt(mc)} | {'-' if worst is None else f'{worst:.2f}'} |")
         print("\nTarget: each conversion within 1.3x of memcpy's time.")
+
+    if isa_rows:
+        print("\nEach kernel family, 1024^3, one thread (GFLOP/s; `mixprec --isa X bench gemm`)\n")
+        print("| family | fp32 | bf16 | fp16 | kernels |")
+        print("|---|---|---|---|---|")
+        for isa in ("ref", "avx2", "avx512", "avx512bf16"):
+            cells = [isa_rows.get((isa, d)) for d in ("f32", "bf16", "f16")]
+            if not any(cells):
+                continue
+            names = sorted({c[1] for c in cells if c})
+            print(f"| {isa} | " + " | ".join(fmt(c[0] if c else None) for c in cells) +
+                  f" | {'; '.join(names)} |")
 
 
 if __name__ == "__main__":
