@@ -321,7 +321,11 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
                              ((ic + a0) * p->rsa + pc * p->csa) * mxp_dtype_size(p->at),
                          p->at, p->rsa, p->csa, a1 - a0, kc, kr->mr);
             }
-            MXP_OMP(omp barrier)
+            /* only inside our own team: an orphaned barrier on the one-thread path
+             * would bind to the caller's parallel region and wait for its threads */
+            if (nt > 1) {
+                MXP_OMP(omp barrier)
+            }
             for (size_t jc = j_beg; jc < j_end; jc += ncb) {
                 const size_t nc = MXP_MIN(ncb, j_end - jc);
                 pack(kr, bp,
@@ -350,7 +354,9 @@ static void run_thread(const gemm_plan *p, int tid, int nt) {
                     if (last && p->need_epi) epilogue(&p->epi, cbase, ldcb, ic + ir, mr, jc, nc);
                 }
             }
-            MXP_OMP(omp barrier)
+            if (nt > 1) {
+                MXP_OMP(omp barrier)
+            }
         }
     }
 }
