@@ -23,7 +23,8 @@ def main(path):
                 continue
             r = json.loads(line)
             if r["bench"] == "gemm" and "impl" not in r:  # mixprec bench gemm --isa X
-                isa_rows[(r["isa"], r["dtype"])] = (r["gflops"], r["kernel"])
+                dt = {"fp32": "f32", "fp16": "f16"}.get(r["dtype"], r["dtype"])
+                isa_rows[(r["isa"], dt)] = (r["gflops"], r["kernel"])
             elif r["bench"] == "gemm":
                 key = (r["m"], r["n"], r["k"], r.get("ta", 0), r.get("tb", 0), r["threads"], r["impl"], r["dtype"])
                 gemm[key].append(r["gflops"])
