@@ -81,12 +81,15 @@ typedef struct dnn {
 
 #define DNN_OK(x)                                                                                  \
     do {                                                                                           \
-        if ((x) != dnnl_success) die("oneDNN call failed: " #x);                                  \
+        if ((x) != dnnl_success) die("oneDNN call failed: " #x);                                   \
     } while (0)
 
 static void dnn_setup(dnn *d, job *j, int blocked) {
-    dnnl_data_type_t t = j->dt == MXP_DTYPE_BF16 ? dnnl_bf16 : j->dt == MXP_DTYPE_F16 ? dnnl_f16 : dnnl_f32;
-    dnnl_dims_t ad = {(dnnl_dim_t)j->M, (dnnl_dim_t)j->K}, bd = {(dnnl_dim_t)j->K, (dnnl_dim_t)j->N},
+    dnnl_data_type_t t = j->dt == MXP_DTYPE_BF16  ? dnnl_bf16
+                         : j->dt == MXP_DTYPE_F16 ? dnnl_f16
+                                                  : dnnl_f32;
+    dnnl_dims_t ad = {(dnnl_dim_t)j->M, (dnnl_dim_t)j->K},
+                bd = {(dnnl_dim_t)j->K, (dnnl_dim_t)j->N},
                 cd = {(dnnl_dim_t)j->M, (dnnl_dim_t)j->N};
     dnnl_memory_desc_t a_md, b_md, b_plain, c_md;
     DNN_OK(dnnl_engine_create(&d->eng, dnnl_cpu, 0));
@@ -148,7 +151,8 @@ static size_t parse_size(const char *s) {
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: gemm_compare mixprec|onednn|onednn-blocked|openblas f32|bf16|f16 M N K THREADS [REPS] [TA TB]\n");
+        fprintf(stderr, "usage: gemm_compare mixprec|onednn|onednn-blocked|openblas f32|bf16|f16 M "
+                        "N K THREADS [REPS] [TA TB]\n");
         return 2;
     }
     const char *impl = argv[1];

@@ -182,8 +182,8 @@ static const char *tagf(const gcase *g, mxp_isa isa) {
     static char s[200];
     snprintf(s, sizeof s, "%s %c%c %zux%zux%zu %s*%s->%s a=%g b=%g bias=%d/%s act=%d pre=%d",
              mxp_isa_name(isa), g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', g->M, g->N, g->K,
-             mxp_dtype_name(g->at), mxp_dtype_name(g->bt), mxp_dtype_name(g->ct), g->alpha,
-             g->beta, g->bias, mxp_dtype_name(g->bias_dt), g->act, g->pre);
+             mxp_dtype_name(g->at), mxp_dtype_name(g->bt), mxp_dtype_name(g->ct), g->alpha, g->beta,
+             g->bias, mxp_dtype_name(g->bias_dt), g->act, g->pre);
     return s;
 }
 
@@ -222,9 +222,21 @@ static void test_shapes(void) {
             for (int i = 0; i < 10; i++)
                 for (int j = 0; j <= 10; j++) {
                     const int k = j < 10 ? (i + j + q) % 10 : i; /* j == 10: the diagonal */
-                    gcase g = {t & 1, t >> 1, sizes[i], sizes[j < 10 ? j : i], sizes[k], dts[d],
-                               dts[d], MXP_DTYPE_F32, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0,
-                               MXP_DTYPE_F32, 0};
+                    gcase g = {t & 1,
+                               t >> 1,
+                               sizes[i],
+                               sizes[j < 10 ? j : i],
+                               sizes[k],
+                               dts[d],
+                               dts[d],
+                               MXP_DTYPE_F32,
+                               1.0f,
+                               0.0f,
+                               MXP_BIAS_NONE,
+                               MXP_ACT_NONE,
+                               0,
+                               MXP_DTYPE_F32,
+                               0};
                     run_all_isas(&g);
                 }
         }
@@ -237,13 +249,39 @@ static void test_mixed_and_epilogues(void) {
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             for (int c = 0; c < 3; c++) {
-                gcase g = {MXP_NO_TRANS, MXP_TRANS, 33, 47, 65, dts[a], dts[b], dts[c], 0.5f, 0.75f,
-                           MXP_BIAS_COL, MXP_ACT_GELU_TANH, 1, dts[(a + b + c) % 3], 0};
+                gcase g = {MXP_NO_TRANS,
+                           MXP_TRANS,
+                           33,
+                           47,
+                           65,
+                           dts[a],
+                           dts[b],
+                           dts[c],
+                           0.5f,
+                           0.75f,
+                           MXP_BIAS_COL,
+                           MXP_ACT_GELU_TANH,
+                           1,
+                           dts[(a + b + c) % 3],
+                           0};
                 run_all_isas(&g);
             }
     /* beta = 0 over NaN, row bias, relu, 16-bit C with K spanning several k blocks */
-    gcase g1 = {MXP_TRANS, MXP_NO_TRANS, 29, 70, 1100, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-                MXP_DTYPE_BF16, 1.0f, 0.0f, MXP_BIAS_ROW, MXP_ACT_RELU, 1, MXP_DTYPE_BF16, 0};
+    gcase g1 = {MXP_TRANS,
+                MXP_NO_TRANS,
+                29,
+                70,
+                1100,
+                MXP_DTYPE_BF16,
+                MXP_DTYPE_BF16,
+                MXP_DTYPE_BF16,
+                1.0f,
+                0.0f,
+                MXP_BIAS_ROW,
+                MXP_ACT_RELU,
+                1,
+                MXP_DTYPE_BF16,
+                0};
     run_all_isas(&g1);
     gcase g2 = g1;
     g2.beta = -1.5f;
@@ -252,21 +290,60 @@ static void test_mixed_and_epilogues(void) {
     g2.bias_dt = MXP_DTYPE_F16;
     run_all_isas(&g2);
     /* fp16 C, beta = 0 over a NaN-filled C with K > 0 (one k block and several), f32 bias */
-    gcase g4 = {MXP_NO_TRANS, MXP_NO_TRANS, 37, 45, 65, MXP_DTYPE_F32, MXP_DTYPE_F16,
-                MXP_DTYPE_F16, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0};
+    gcase g4 = {MXP_NO_TRANS,
+                MXP_NO_TRANS,
+                37,
+                45,
+                65,
+                MXP_DTYPE_F32,
+                MXP_DTYPE_F16,
+                MXP_DTYPE_F16,
+                1.0f,
+                0.0f,
+                MXP_BIAS_NONE,
+                MXP_ACT_NONE,
+                0,
+                MXP_DTYPE_F32,
+                0};
     run_all_isas(&g4);
     g4.K = 700;
     g4.bias = MXP_BIAS_COL;
     g4.act = MXP_ACT_GELU_TANH;
     g4.pre = 1;
     run_all_isas(&g4);
-    gcase g3 = {MXP_NO_TRANS, MXP_NO_TRANS, 45, 33, 600, MXP_DTYPE_F32, MXP_DTYPE_F32,
-                MXP_DTYPE_F32, 2.0f, 1.0f, MXP_BIAS_COL, MXP_ACT_NONE, 1, MXP_DTYPE_F16, 0};
+    gcase g3 = {MXP_NO_TRANS,
+                MXP_NO_TRANS,
+                45,
+                33,
+                600,
+                MXP_DTYPE_F32,
+                MXP_DTYPE_F32,
+                MXP_DTYPE_F32,
+                2.0f,
+                1.0f,
+                MXP_BIAS_COL,
+                MXP_ACT_NONE,
+                1,
+                MXP_DTYPE_F16,
+                0};
     run_all_isas(&g3);
     /* K = 0: C = act(beta C + bias) */
     for (int c = 0; c < 3; c++) {
-        gcase g = {MXP_NO_TRANS, MXP_NO_TRANS, 5, 9, 0, MXP_DTYPE_BF16, MXP_DTYPE_BF16, dts[c],
-                   1.0f, 0.5f, MXP_BIAS_COL, MXP_ACT_RELU, 1, dts[(c + 1) % 3], 0};
+        gcase g = {MXP_NO_TRANS,
+                   MXP_NO_TRANS,
+                   5,
+                   9,
+                   0,
+                   MXP_DTYPE_BF16,
+                   MXP_DTYPE_BF16,
+                   dts[c],
+                   1.0f,
+                   0.5f,
+                   MXP_BIAS_COL,
+                   MXP_ACT_RELU,
+                   1,
+                   dts[(c + 1) % 3],
+                   0};
         run_all_isas(&g);
         g.beta = 0.0f;
         run_all_isas(&g);
@@ -275,14 +352,53 @@ static void test_mixed_and_epilogues(void) {
 
 /* Large enough for the threaded path and several cache blocks; odd edges. */
 static void test_large(void) {
-    gcase g = {MXP_NO_TRANS, MXP_NO_TRANS, 1023, 130, 77, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-               MXP_DTYPE_F32, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0};
+    gcase g = {MXP_NO_TRANS,
+               MXP_NO_TRANS,
+               1023,
+               130,
+               77,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_F32,
+               1.0f,
+               0.0f,
+               MXP_BIAS_NONE,
+               MXP_ACT_NONE,
+               0,
+               MXP_DTYPE_F32,
+               0};
     run_all_isas(&g);
-    gcase h = {MXP_TRANS, MXP_TRANS, 77, 1023, 530, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_BF16,
-               1.0f, 0.0f, MXP_BIAS_COL, MXP_ACT_NONE, 0, MXP_DTYPE_BF16, 0};
+    gcase h = {MXP_TRANS,
+               MXP_TRANS,
+               77,
+               1023,
+               530,
+               MXP_DTYPE_F32,
+               MXP_DTYPE_F32,
+               MXP_DTYPE_BF16,
+               1.0f,
+               0.0f,
+               MXP_BIAS_COL,
+               MXP_ACT_NONE,
+               0,
+               MXP_DTYPE_BF16,
+               0};
     run_all_isas(&h);
-    gcase i = {MXP_NO_TRANS, MXP_TRANS, 300, 1100, 1031, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-               MXP_DTYPE_F32, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0};
+    gcase i = {MXP_NO_TRANS,
+               MXP_TRANS,
+               300,
+               1100,
+               1031,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_F32,
+               1.0f,
+               0.0f,
+               MXP_BIAS_NONE,
+               MXP_ACT_NONE,
+               0,
+               MXP_DTYPE_F32,
+               0};
     run_all_isas(&i);
 }
 
@@ -305,11 +421,11 @@ static void test_threads_bitwise(void) {
         CHECK(memcmp(c1, c2, M * N * 4) == 0, "%s: 1 and 2 threads differ", mxp_isa_name(isa));
         /* tall-thin: the rows are split instead of the columns */
         mxp_set_num_threads(1);
-        mxp_gemm(MXP_NO_TRANS, MXP_TRANS, M, 20, K, 1, A.p, MXP_DTYPE_BF16, K, B.p,
-                 MXP_DTYPE_BF16, K, 0, c1, MXP_DTYPE_F32, 20, NULL);
+        mxp_gemm(MXP_NO_TRANS, MXP_TRANS, M, 20, K, 1, A.p, MXP_DTYPE_BF16, K, B.p, MXP_DTYPE_BF16,
+                 K, 0, c1, MXP_DTYPE_F32, 20, NULL);
         mxp_set_num_threads(2);
-        mxp_gemm(MXP_NO_TRANS, MXP_TRANS, M, 20, K, 1, A.p, MXP_DTYPE_BF16, K, B.p,
-                 MXP_DTYPE_BF16, K, 0, c2, MXP_DTYPE_F32, 20, NULL);
+        mxp_gemm(MXP_NO_TRANS, MXP_TRANS, M, 20, K, 1, A.p, MXP_DTYPE_BF16, K, B.p, MXP_DTYPE_BF16,
+                 K, 0, c2, MXP_DTYPE_F32, 20, NULL);
         CHECK(memcmp(c1, c2, M * 20 * 4) == 0, "%s: row split differs", mxp_isa_name(isa));
     }
     mxp_set_num_threads(saved);
@@ -433,11 +549,11 @@ static void test_short_team(void) {
     enum { NC = 4, NS = 6 };
     const gcase g[NC] = {
         /* 6 MFLOP, 1 k block: asks for 4 threads */
-        {MXP_NO_TRANS, MXP_NO_TRANS, 300, 100, 100, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-         MXP_DTYPE_F32, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0},
+        {MXP_NO_TRANS, MXP_NO_TRANS, 300, 100, 100, MXP_DTYPE_BF16, MXP_DTYPE_BF16, MXP_DTYPE_F32,
+         1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0},
         /* 72 MFLOP, 2 or 3 k blocks, 16-bit C with the whole epilogue */
-        {MXP_NO_TRANS, MXP_TRANS, 300, 200, 600, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_BF16,
-         1.0f, 0.5f, MXP_BIAS_COL, MXP_ACT_RELU, 1, MXP_DTYPE_F32, 0},
+        {MXP_NO_TRANS, MXP_TRANS, 300, 200, 600, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_BF16, 1.0f,
+         0.5f, MXP_BIAS_COL, MXP_ACT_RELU, 1, MXP_DTYPE_F32, 0},
         /* below 4 MFLOP: one thread whatever mxp_num_threads says */
         {MXP_NO_TRANS, MXP_NO_TRANS, 20, 30, 40, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_F32, 1.0f,
          0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0},
@@ -447,8 +563,8 @@ static void test_short_team(void) {
     static const int scen[NS][2] = {{0, 0}, {0, 1}, {2, 2}, {2, 3}, {3, -1}, {-1, 1}};
     static const char *const scen_name[NS] = {
         "both threads the same 4-thread GEMM", "4-thread GEMMs with 1 and 2+ k blocks",
-        "both threads the same small GEMM", "small GEMMs with 1 and 3+ k blocks",
-        "only thread 0, a small GEMM", "only thread 1, a 4-thread GEMM"};
+        "both threads the same small GEMM",    "small GEMMs with 1 and 3+ k blocks",
+        "only thread 0, a small GEMM",         "only thread 1, a 4-thread GEMM"};
     gdata d[NC];
     void *c1[NC], *p1[NC], *out[2], *pre[2];
     size_t bytes[NC], most = 0;
@@ -488,8 +604,8 @@ static void test_short_team(void) {
                 if (i < 0) continue;
                 CHECK(st[t] == MXP_OK, "%s, %s: status %d", mxp_isa_name(isa), scen_name[s], st[t]);
                 CHECK(memcmp(out[t], c1[i], bytes[i]) == 0,
-                      "%s, %s: thread %d's C differs from 1 thread outside (%s)",
-                      mxp_isa_name(isa), scen_name[s], t, tagf(&g[i], (mxp_isa)isa));
+                      "%s, %s: thread %d's C differs from 1 thread outside (%s)", mxp_isa_name(isa),
+                      scen_name[s], t, tagf(&g[i], (mxp_isa)isa));
                 CHECK(!g[i].pre || memcmp(pre[t], p1[i], bytes[i]) == 0,
                       "%s, %s: thread %d's pre_act differs", mxp_isa_name(isa), scen_name[s], t);
             }
@@ -518,28 +634,37 @@ static void test_short_team(void) {
 static void test_errors(void) {
     float a[4] = {0}, b[4] = {0}, c[4] = {0};
     CHECK(mxp_gemm(2, 0, 2, 2, 2, 1, a, MXP_DTYPE_F32, 2, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, NULL) == MXP_ERR_INVALID_ARG, "bad trans");
+                   2, NULL) == MXP_ERR_INVALID_ARG,
+          "bad trans");
     CHECK(strlen(mxp_last_error()) > 0, "message");
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, a, (mxp_dtype)9, 2, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, NULL) == MXP_ERR_DTYPE, "bad dtype");
+                   2, NULL) == MXP_ERR_DTYPE,
+          "bad dtype");
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, a, MXP_DTYPE_F32, 1, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, NULL) == MXP_ERR_INVALID_ARG, "lda too small");
+                   2, NULL) == MXP_ERR_INVALID_ARG,
+          "lda too small");
     CHECK(mxp_gemm(0, 1, 2, 2, 3, 1, a, MXP_DTYPE_F32, 3, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, NULL) == MXP_ERR_INVALID_ARG, "ldb too small for B^T");
+                   2, NULL) == MXP_ERR_INVALID_ARG,
+          "ldb too small for B^T");
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, a, MXP_DTYPE_F32, 2, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   1, NULL) == MXP_ERR_INVALID_ARG, "ldc too small");
+                   1, NULL) == MXP_ERR_INVALID_ARG,
+          "ldc too small");
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, NULL, MXP_DTYPE_F32, 2, b, MXP_DTYPE_F32, 2, 0, c,
-                   MXP_DTYPE_F32, 2, NULL) == MXP_ERR_INVALID_ARG, "NULL A");
+                   MXP_DTYPE_F32, 2, NULL) == MXP_ERR_INVALID_ARG,
+          "NULL A");
     mxp_gemm_epilogue e = {NULL, MXP_DTYPE_F32, MXP_BIAS_COL, MXP_ACT_NONE, NULL, 0};
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, a, MXP_DTYPE_F32, 2, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, &e) == MXP_ERR_INVALID_ARG, "bias mode without bias");
+                   2, &e) == MXP_ERR_INVALID_ARG,
+          "bias mode without bias");
     e.bias_mode = MXP_BIAS_NONE;
     e.act = (mxp_act)7;
     CHECK(mxp_gemm(0, 0, 2, 2, 2, 1, a, MXP_DTYPE_F32, 2, b, MXP_DTYPE_F32, 2, 0, c, MXP_DTYPE_F32,
-                   2, &e) == MXP_ERR_INVALID_ARG, "bad act");
+                   2, &e) == MXP_ERR_INVALID_ARG,
+          "bad act");
     /* empty problems are fine and touch nothing */
     CHECK(mxp_gemm(0, 0, 0, 2, 2, 1, NULL, MXP_DTYPE_F32, 2, NULL, MXP_DTYPE_F32, 2, 0, NULL,
-                   MXP_DTYPE_F32, 2, NULL) == MXP_OK, "M = 0");
+                   MXP_DTYPE_F32, 2, NULL) == MXP_OK,
+          "M = 0");
     CHECK(strstr(mxp_gemm_kernel_name(MXP_DTYPE_BF16, MXP_DTYPE_BF16), "gemm_") != NULL, "name");
 }
 
@@ -600,14 +725,16 @@ static void test_nomem(void) {
     tr.fail = 1;
     float a[64] = {0}, b[64] = {0}, c[64];
     CHECK(mxp_gemm(0, 0, 8, 8, 8, 1, a, MXP_DTYPE_F32, 8, b, MXP_DTYPE_F32, 8, 0, c, MXP_DTYPE_F32,
-                   8, NULL) == MXP_ERR_NOMEM, "allocation failure is reported");
+                   8, NULL) == MXP_ERR_NOMEM,
+          "allocation failure is reported");
     tr.fail = 0;
     CHECK(mxp_gemm(0, 0, 8, 8, 8, 1, a, MXP_DTYPE_F32, 8, b, MXP_DTYPE_F32, 8, 0, c, MXP_DTYPE_F32,
-                   8, NULL) == MXP_OK, "and then it works");
+                   8, NULL) == MXP_OK,
+          "and then it works");
     mxp_gemm_release_workspace();
     CHECK(tr.allocs == tr.frees && tr_live() == 0 && tr.foreign == 0,
-          "nomem: %ld allocations, %ld frees, %d live, %ld foreign", tr.allocs, tr.frees,
-          tr_live(), tr.foreign);
+          "nomem: %ld allocations, %ld frees, %d live, %ld foreign", tr.allocs, tr.frees, tr_live(),
+          tr.foreign);
     mxp_set_allocator(NULL);
 }
 
@@ -620,30 +747,35 @@ static void test_workspace_hooks(void) {
     float *a = calloc(L * L, 4), *b = calloc(L * L, 4), *c = malloc(L * L * 4);
     mxp_gemm_release_workspace();
     mxp_set_allocator(NULL);
-    CHECK(mxp_gemm(0, 0, S, S, S, 1, a, MXP_DTYPE_F32, S, b, MXP_DTYPE_F32, S, 0, c,
-                   MXP_DTYPE_F32, S, NULL) == MXP_OK, "small GEMM, default hook");
+    CHECK(mxp_gemm(0, 0, S, S, S, 1, a, MXP_DTYPE_F32, S, b, MXP_DTYPE_F32, S, 0, c, MXP_DTYPE_F32,
+                   S, NULL) == MXP_OK,
+          "small GEMM, default hook");
     tr_install();
-    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c,
-                   MXP_DTYPE_F32, L, NULL) == MXP_OK, "bigger GEMM, tracking hook");
+    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c, MXP_DTYPE_F32,
+                   L, NULL) == MXP_OK,
+          "bigger GEMM, tracking hook");
     CHECK(tr.foreign == 0, "the tracking hook was asked to free %ld block(s) it never made",
           tr.foreign);
     CHECK(tr.allocs >= 1, "the bigger GEMM did not allocate through the new hook");
-    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c,
-                   MXP_DTYPE_F32, L, NULL) == MXP_OK, "again");
+    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c, MXP_DTYPE_F32,
+                   L, NULL) == MXP_OK,
+          "again");
     mxp_gemm_release_workspace();
     CHECK(tr.allocs == tr.frees && tr_live() == 0 && tr.foreign == 0,
           "after release: %ld allocations, %ld frees, %d live, %ld foreign", tr.allocs, tr.frees,
           tr_live(), tr.foreign);
     /* the other way: cached by the tracking hook, outgrown under the default one */
-    CHECK(mxp_gemm(0, 0, S, S, S, 1, a, MXP_DTYPE_F32, S, b, MXP_DTYPE_F32, S, 0, c,
-                   MXP_DTYPE_F32, S, NULL) == MXP_OK, "small GEMM, tracking hook");
+    CHECK(mxp_gemm(0, 0, S, S, S, 1, a, MXP_DTYPE_F32, S, b, MXP_DTYPE_F32, S, 0, c, MXP_DTYPE_F32,
+                   S, NULL) == MXP_OK,
+          "small GEMM, tracking hook");
     mxp_set_allocator(NULL);
-    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c,
-                   MXP_DTYPE_F32, L, NULL) == MXP_OK, "bigger GEMM, default hook");
+    CHECK(mxp_gemm(0, 0, L, L, L, 1, a, MXP_DTYPE_F32, L, b, MXP_DTYPE_F32, L, 0, c, MXP_DTYPE_F32,
+                   L, NULL) == MXP_OK,
+          "bigger GEMM, default hook");
     mxp_gemm_release_workspace();
     CHECK(tr.allocs == tr.frees && tr_live() == 0,
-          "the tracking hook's block was not returned to it: %ld allocations, %ld frees",
-          tr.allocs, tr.frees);
+          "the tracking hook's block was not returned to it: %ld allocations, %ld frees", tr.allocs,
+          tr.frees);
     free(a);
     free(b);
     free(c);
@@ -656,8 +788,21 @@ static void test_workspace_hooks(void) {
  * unbounded it would be mc x N x 4 bytes, 46 MiB for M = 4032 = the AVX-512 mc). The big
  * cases check every 29th row and 32 rows at each end. */
 static void test_c16_blocks(void) {
-    gcase g = {MXP_NO_TRANS, MXP_NO_TRANS, 4100, 40, 600, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-               MXP_DTYPE_BF16, 1.0f, 0.0f, MXP_BIAS_ROW, MXP_ACT_RELU, 1, MXP_DTYPE_F16, 0};
+    gcase g = {MXP_NO_TRANS,
+               MXP_NO_TRANS,
+               4100,
+               40,
+               600,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_BF16,
+               MXP_DTYPE_BF16,
+               1.0f,
+               0.0f,
+               MXP_BIAS_ROW,
+               MXP_ACT_RELU,
+               1,
+               MXP_DTYPE_F16,
+               0};
     run_isas(&g, MXP_ISA_AVX2);
     g.at = g.bt = g.ct = MXP_DTYPE_F16;
     g.beta = 0.5f;
@@ -668,9 +813,21 @@ static void test_c16_blocks(void) {
 
     static const size_t Ms[] = {4096, 4032};
     for (int m = 0; m < 2; m++) {
-        const gcase h = {MXP_NO_TRANS, MXP_TRANS, Ms[m], 3000, 64, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
-                         MXP_DTYPE_BF16, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0,
-                         MXP_DTYPE_F32, 29};
+        const gcase h = {MXP_NO_TRANS,
+                         MXP_TRANS,
+                         Ms[m],
+                         3000,
+                         64,
+                         MXP_DTYPE_BF16,
+                         MXP_DTYPE_BF16,
+                         MXP_DTYPE_BF16,
+                         1.0f,
+                         0.0f,
+                         MXP_BIAS_NONE,
+                         MXP_ACT_NONE,
+                         0,
+                         MXP_DTYPE_F32,
+                         29};
         for (int isa = MXP_ISA_AVX2; isa < MXP_ISA_COUNT; isa++) {
             if (mxp_isa_set((mxp_isa)isa) != MXP_OK) continue;
             mxp_gemm_release_workspace();

@@ -98,7 +98,6 @@ static void convert_range(const mxp_cvt_table *t, void *dst, mxp_dtype dt, const
         convert_via_f32(widen, narrow, d, s, n);
 }
 
-
 mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype src_type,
                        size_t n) {
     const size_t ds = mxp_dtype_size(dst_type), ss = mxp_dtype_size(src_type);
@@ -122,7 +121,7 @@ mxp_status mxp_convert(void *dst, mxp_dtype dst_type, const void *src, mxp_dtype
     /* one contiguous, cache-line aligned slice per thread */
     size_t per = (n + (size_t)nt - 1) / (size_t)nt;
     per = (per + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-MXP_OMP(omp parallel for num_threads(nt) schedule(static))
+    MXP_OMP(omp parallel for num_threads(nt) schedule(static))
     for (int i = 0; i < nt; i++) {
         size_t b = (size_t)i * per, e = MXP_MIN(n, b + per);
         if (b < e) convert_range(t, dst, dst_type, src, src_type, b, e);
@@ -170,7 +169,7 @@ mxp_status mxp_convert_sr(void *dst, mxp_dtype dst_type, const float *src, size_
     uint16_t *d = dst;
     const int nt = n >= PARALLEL_MIN ? mxp_num_threads() : 1;
     const size_t per = (n + (size_t)nt - 1) / (size_t)nt;
-MXP_OMP(omp parallel for num_threads(nt) schedule(static))
+    MXP_OMP(omp parallel for num_threads(nt) schedule(static))
     for (int t = 0; t < nt; t++) {
         const size_t b = (size_t)t * per, e = MXP_MIN(n, b + per);
         uint32_t r[4];

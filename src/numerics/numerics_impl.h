@@ -126,8 +126,10 @@ static inline float mxp_decode_impl(const mxp_format *f, uint32_t bits) {
 /* The fp16 and bf16 rows of format.c's table, for code that needs the
  * compiler to see the constants (an extern const object in another file
  * cannot be folded, and the generic encoder then runs ~4x slower). */
-#define MXP_FORMAT_ROW_FP16 {"fp16", 16, 5, 10, 15, MXP_SPECIAL_IEEE}
-#define MXP_FORMAT_ROW_BF16 {"bf16", 16, 8, 7, 127, MXP_SPECIAL_IEEE}
+#define MXP_FORMAT_ROW_FP16                                                                        \
+    { "fp16", 16, 5, 10, 15, MXP_SPECIAL_IEEE }
+#define MXP_FORMAT_ROW_BF16                                                                        \
+    { "bf16", 16, 8, 7, 127, MXP_SPECIAL_IEEE }
 
 /* The four scalar conversions, inline: the bits of mxp_fp32_to_fp16 etc. */
 static inline uint16_t mxp_f32_to_f16_inl(float x) {

@@ -145,5 +145,4 @@ static inline int mxp_ew_threads(size_t n, size_t grain) {
     return most < (size_t)nt ? (int)most : nt;
 }
 
-
 #endif

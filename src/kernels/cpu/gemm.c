@@ -53,7 +53,6 @@ void mxp_gemm_register_ref(gemm_table *t) {
 
 /* ---- portable packing -------------------------------------------------- */
 
-
 void mxp_gemm_pack_ref(pack_kind kind, void *dst, const void *src, mxp_dtype st, size_t rs,
                        size_t cs, size_t m, size_t kc, int rows) {
     const size_t R = (size_t)rows;
@@ -454,8 +453,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
     if (kr->pack == PACK_BF16) p.kc = round_up(p.kc, 2);
     p.nc = MXP_MIN(kr->nc, round_up(N, NR));
     size_t mc_max = kr->mc;
-    if (p.c16)
-        mc_max = MXP_MIN(mc_max, MXP_MAX(MR, CACC_BUDGET / sizeof(float) / N / MR * MR));
+    if (p.c16) mc_max = MXP_MIN(mc_max, MXP_MAX(MR, CACC_BUDGET / sizeof(float) / N / MR * MR));
     /* even row blocks, so no block is a thin remainder that repacks all of B */
     const size_t mblk = (M + mc_max - 1) / mc_max;
     p.mc = round_up((M + mblk - 1) / mblk, MR);
