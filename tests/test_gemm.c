@@ -91,6 +91,15 @@ typedef struct gcase {
     size_t row_step; /* 0: check every row; else rows i % row_step == 0 and 32 at each end */
 } gcase;
 
+/* A plain case: alpha 1, beta 0, no bias or activation, no pre_act, every
+ * row checked; callers set the rest. */
+static gcase gc(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, mxp_dtype at,
+                mxp_dtype bt, mxp_dtype ct) {
+    gcase g = {
+        ta, tb, M, N, K, at, bt, ct, 1.0f, 0.0f, MXP_BIAS_NONE, MXP_ACT_NONE, 0, MXP_DTYPE_F32, 0};
+    return g;
+}
+
 static int row_checked(const gcase *g, size_t i) {
     return !g->row_step || i % g->row_step == 0 || i < 32 || i + 32 >= g->M;
 }
@@ -222,21 +231,8 @@ static void test_shapes(void) {
             for (int i = 0; i < 10; i++)
                 for (int j = 0; j <= 10; j++) {
                     const int k = j < 10 ? (i + j + q) % 10 : i; /* j == 10: the diagonal */
-                    gcase g = {t & 1,
-                               t >> 1,
-                               sizes[i],
-                               sizes[j < 10 ? j : i],
-                               sizes[k],
-                               dts[d],
-                               dts[d],
-                               MXP_DTYPE_F32,
-                               1.0f,
-                               0.0f,
-                               MXP_BIAS_NONE,
-                               MXP_ACT_NONE,
-                               0,
-                               MXP_DTYPE_F32,
-                               0};
+                    gcase g = gc(t & 1, t >> 1, sizes[i], sizes[j < 10 ? j : i], sizes[k], dts[d],
+                                 dts[d], MXP_DTYPE_F32);
                     run_all_isas(&g);
                 }
         }
@@ -249,39 +245,22 @@ static void test_mixed_and_epilogues(void) {
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             for (int c = 0; c < 3; c++) {
-                gcase g = {MXP_NO_TRANS,
-                           MXP_TRANS,
-                           33,
-                           47,
-                           65,
-                           dts[a],
-                           dts[b],
-                           dts[c],
-                           0.5f,
-                           0.75f,
-                           MXP_BIAS_COL,
-                           MXP_ACT_GELU_TANH,
-                           1,
-                           dts[(a + b + c) % 3],
-                           0};
+                gcase g = gc(MXP_NO_TRANS, MXP_TRANS, 33, 47, 65, dts[a], dts[b], dts[c]);
+                g.alpha = 0.5f;
+                g.beta = 0.75f;
+                g.bias = MXP_BIAS_COL;
+                g.act = MXP_ACT_GELU_TANH;
+                g.pre = 1;
+                g.bias_dt = dts[(a + b + c) % 3];
                 run_all_isas(&g);
             }
     /* beta = 0 over NaN, row bias, relu, 16-bit C with K spanning several k blocks */
-    gcase g1 = {MXP_TRANS,
-                MXP_NO_TRANS,
-                29,
-                70,
-                1100,
-                MXP_DTYPE_BF16,
-                MXP_DTYPE_BF16,
-                MXP_DTYPE_BF16,
-                1.0f,
-                0.0f,
-                MXP_BIAS_ROW,
-                MXP_ACT_RELU,
-                1,
-                MXP_DTYPE_BF16,
-                0};
+    gcase g1 =
+        gc(MXP_TRANS, MXP_NO_TRANS, 29, 70, 1100, MXP_DTYPE_BF16, MXP_DTYPE_BF16, MXP_DTYPE_BF16);
+    g1.bias = MXP_BIAS_ROW;
+    g1.act = MXP_ACT_RELU;
+    g1.pre = 1;
+    g1.bias_dt = MXP_DTYPE_BF16;
     run_all_isas(&g1);
     gcase g2 = g1;
     g2.beta = -1.5f;
@@ -290,60 +269,30 @@ static void test_mixed_and_epilogues(void) {
     g2.bias_dt = MXP_DTYPE_F16;
     run_all_isas(&g2);
     /* fp16 C, beta = 0 over a NaN-filled C with K > 0 (one k block and several), f32 bias */
-    gcase g4 = {MXP_NO_TRANS,
-                MXP_NO_TRANS,
-                37,
-                45,
-                65,
-                MXP_DTYPE_F32,
-                MXP_DTYPE_F16,
-                MXP_DTYPE_F16,
-                1.0f,
-                0.0f,
-                MXP_BIAS_NONE,
-                MXP_ACT_NONE,
-                0,
-                MXP_DTYPE_F32,
-                0};
+    gcase g4 =
+        gc(MXP_NO_TRANS, MXP_NO_TRANS, 37, 45, 65, MXP_DTYPE_F32, MXP_DTYPE_F16, MXP_DTYPE_F16);
     run_all_isas(&g4);
     g4.K = 700;
     g4.bias = MXP_BIAS_COL;
     g4.act = MXP_ACT_GELU_TANH;
     g4.pre = 1;
     run_all_isas(&g4);
-    gcase g3 = {MXP_NO_TRANS,
-                MXP_NO_TRANS,
-                45,
-                33,
-                600,
-                MXP_DTYPE_F32,
-                MXP_DTYPE_F32,
-                MXP_DTYPE_F32,
-                2.0f,
-                1.0f,
-                MXP_BIAS_COL,
-                MXP_ACT_NONE,
-                1,
-                MXP_DTYPE_F16,
-                0};
+    gcase g3 =
+        gc(MXP_NO_TRANS, MXP_NO_TRANS, 45, 33, 600, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_F32);
+    g3.alpha = 2.0f;
+    g3.beta = 1.0f;
+    g3.bias = MXP_BIAS_COL;
+    g3.pre = 1;
+    g3.bias_dt = MXP_DTYPE_F16;
     run_all_isas(&g3);
     /* K = 0: C = act(beta C + bias) */
     for (int c = 0; c < 3; c++) {
-        gcase g = {MXP_NO_TRANS,
-                   MXP_NO_TRANS,
-                   5,
-                   9,
-                   0,
-                   MXP_DTYPE_BF16,
-                   MXP_DTYPE_BF16,
-                   dts[c],
-                   1.0f,
-                   0.5f,
-                   MXP_BIAS_COL,
-                   MXP_ACT_RELU,
-                   1,
-                   dts[(c + 1) % 3],
-                   0};
+        gcase g = gc(MXP_NO_TRANS, MXP_NO_TRANS, 5, 9, 0, MXP_DTYPE_BF16, MXP_DTYPE_BF16, dts[c]);
+        g.beta = 0.5f;
+        g.bias = MXP_BIAS_COL;
+        g.act = MXP_ACT_RELU;
+        g.pre = 1;
+        g.bias_dt = dts[(c + 1) % 3];
         run_all_isas(&g);
         g.beta = 0.0f;
         run_all_isas(&g);
@@ -352,53 +301,15 @@ static void test_mixed_and_epilogues(void) {
 
 /* Large enough for the threaded path and several cache blocks; odd edges. */
 static void test_large(void) {
-    gcase g = {MXP_NO_TRANS,
-               MXP_NO_TRANS,
-               1023,
-               130,
-               77,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_F32,
-               1.0f,
-               0.0f,
-               MXP_BIAS_NONE,
-               MXP_ACT_NONE,
-               0,
-               MXP_DTYPE_F32,
-               0};
+    gcase g = gc(MXP_NO_TRANS, MXP_NO_TRANS, 1023, 130, 77, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
+                 MXP_DTYPE_F32);
     run_all_isas(&g);
-    gcase h = {MXP_TRANS,
-               MXP_TRANS,
-               77,
-               1023,
-               530,
-               MXP_DTYPE_F32,
-               MXP_DTYPE_F32,
-               MXP_DTYPE_BF16,
-               1.0f,
-               0.0f,
-               MXP_BIAS_COL,
-               MXP_ACT_NONE,
-               0,
-               MXP_DTYPE_BF16,
-               0};
+    gcase h = gc(MXP_TRANS, MXP_TRANS, 77, 1023, 530, MXP_DTYPE_F32, MXP_DTYPE_F32, MXP_DTYPE_BF16);
+    h.bias = MXP_BIAS_COL;
+    h.bias_dt = MXP_DTYPE_BF16;
     run_all_isas(&h);
-    gcase i = {MXP_NO_TRANS,
-               MXP_TRANS,
-               300,
-               1100,
-               1031,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_F32,
-               1.0f,
-               0.0f,
-               MXP_BIAS_NONE,
-               MXP_ACT_NONE,
-               0,
-               MXP_DTYPE_F32,
-               0};
+    gcase i =
+        gc(MXP_NO_TRANS, MXP_TRANS, 300, 1100, 1031, MXP_DTYPE_BF16, MXP_DTYPE_BF16, MXP_DTYPE_F32);
     run_all_isas(&i);
 }
 
@@ -788,21 +699,12 @@ static void test_workspace_hooks(void) {
  * unbounded it would be mc x N x 4 bytes, 46 MiB for M = 4032 = the AVX-512 mc). The big
  * cases check every 29th row and 32 rows at each end. */
 static void test_c16_blocks(void) {
-    gcase g = {MXP_NO_TRANS,
-               MXP_NO_TRANS,
-               4100,
-               40,
-               600,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_BF16,
-               MXP_DTYPE_BF16,
-               1.0f,
-               0.0f,
-               MXP_BIAS_ROW,
-               MXP_ACT_RELU,
-               1,
-               MXP_DTYPE_F16,
-               0};
+    gcase g = gc(MXP_NO_TRANS, MXP_NO_TRANS, 4100, 40, 600, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
+                 MXP_DTYPE_BF16);
+    g.bias = MXP_BIAS_ROW;
+    g.act = MXP_ACT_RELU;
+    g.pre = 1;
+    g.bias_dt = MXP_DTYPE_F16;
     run_isas(&g, MXP_ISA_AVX2);
     g.at = g.bt = g.ct = MXP_DTYPE_F16;
     g.beta = 0.5f;
@@ -813,21 +715,9 @@ static void test_c16_blocks(void) {
 
     static const size_t Ms[] = {4096, 4032};
     for (int m = 0; m < 2; m++) {
-        const gcase h = {MXP_NO_TRANS,
-                         MXP_TRANS,
-                         Ms[m],
-                         3000,
-                         64,
-                         MXP_DTYPE_BF16,
-                         MXP_DTYPE_BF16,
-                         MXP_DTYPE_BF16,
-                         1.0f,
-                         0.0f,
-                         MXP_BIAS_NONE,
-                         MXP_ACT_NONE,
-                         0,
-                         MXP_DTYPE_F32,
-                         29};
+        gcase h = gc(MXP_NO_TRANS, MXP_TRANS, Ms[m], 3000, 64, MXP_DTYPE_BF16, MXP_DTYPE_BF16,
+                     MXP_DTYPE_BF16);
+        h.row_step = 29;
         for (int isa = MXP_ISA_AVX2; isa < MXP_ISA_COUNT; isa++) {
             if (mxp_isa_set((mxp_isa)isa) != MXP_OK) continue;
             mxp_gemm_release_workspace();

@@ -20,56 +20,17 @@ static void gemm_f32_avx512(size_t kp, const void *a, const void *b, float *c, s
                             size_t n, float alpha, float beta) {
     const float *ap = a, *bp = b;
     mxp_prefetch_c_tile(c, ldc, m);
-    DECL_ROW(0);
-    DECL_ROW(1);
-    DECL_ROW(2);
-    DECL_ROW(3);
-    DECL_ROW(4);
-    DECL_ROW(5);
-    DECL_ROW(6);
-    DECL_ROW(7);
-    DECL_ROW(8);
-    DECL_ROW(9);
-    DECL_ROW(10);
-    DECL_ROW(11);
-    DECL_ROW(12);
-    DECL_ROW(13);
+    MXP_ROWS14(DECL_ROW);
     for (size_t k = 0; k < kp; k++) {
         const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
         _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
-        FMA_ROW(0);
-        FMA_ROW(1);
-        FMA_ROW(2);
-        FMA_ROW(3);
-        FMA_ROW(4);
-        FMA_ROW(5);
-        FMA_ROW(6);
-        FMA_ROW(7);
-        FMA_ROW(8);
-        FMA_ROW(9);
-        FMA_ROW(10);
-        FMA_ROW(11);
-        FMA_ROW(12);
-        FMA_ROW(13);
+        MXP_ROWS14(FMA_ROW);
         ap += MR;
         bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = mxp_mask16(n), m1 = mxp_mask16(n > 16 ? n - 16 : 0);
-    STORE_ROW(0);
-    STORE_ROW(1);
-    STORE_ROW(2);
-    STORE_ROW(3);
-    STORE_ROW(4);
-    STORE_ROW(5);
-    STORE_ROW(6);
-    STORE_ROW(7);
-    STORE_ROW(8);
-    STORE_ROW(9);
-    STORE_ROW(10);
-    STORE_ROW(11);
-    STORE_ROW(12);
-    STORE_ROW(13);
+    MXP_ROWS14(STORE_ROW);
 }
 
 /* 16 consecutive source elements (any dtype) widened to fp32 */

@@ -63,6 +63,23 @@ static inline void mxp_prefetch_c_tile(const float *c, size_t ldc, size_t m) {
     }
 }
 
+/* X(i) for the 14 rows of a microkernel tile, as straight-line code. */
+#define MXP_ROWS14(X)                                                                              \
+    X(0);                                                                                          \
+    X(1);                                                                                          \
+    X(2);                                                                                          \
+    X(3);                                                                                          \
+    X(4);                                                                                          \
+    X(5);                                                                                          \
+    X(6);                                                                                          \
+    X(7);                                                                                          \
+    X(8);                                                                                          \
+    X(9);                                                                                          \
+    X(10);                                                                                         \
+    X(11);                                                                                         \
+    X(12);                                                                                         \
+    X(13)
+
 /* Row i of the accumulators, zeroed. */
 #define DECL_ROW(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps()
 

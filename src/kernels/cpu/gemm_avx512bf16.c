@@ -25,57 +25,18 @@ static void gemm_bf16_f32acc_avx512bf16(size_t kp, const void *a, const void *b,
     const int32_t *ap = a; /* one (k, k+1) pair of bf16 per word */
     const int32_t *bp = b;
     mxp_prefetch_c_tile(c, ldc, m);
-    DECL_ROW(0);
-    DECL_ROW(1);
-    DECL_ROW(2);
-    DECL_ROW(3);
-    DECL_ROW(4);
-    DECL_ROW(5);
-    DECL_ROW(6);
-    DECL_ROW(7);
-    DECL_ROW(8);
-    DECL_ROW(9);
-    DECL_ROW(10);
-    DECL_ROW(11);
-    DECL_ROW(12);
-    DECL_ROW(13);
+    MXP_ROWS14(DECL_ROW);
     for (size_t k = 0; k < kp; k++) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(bp);
         const __m512bh b1 = (__m512bh)_mm512_load_si512(bp + 16);
         _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
-        DOT_ROW(0);
-        DOT_ROW(1);
-        DOT_ROW(2);
-        DOT_ROW(3);
-        DOT_ROW(4);
-        DOT_ROW(5);
-        DOT_ROW(6);
-        DOT_ROW(7);
-        DOT_ROW(8);
-        DOT_ROW(9);
-        DOT_ROW(10);
-        DOT_ROW(11);
-        DOT_ROW(12);
-        DOT_ROW(13);
+        MXP_ROWS14(DOT_ROW);
         ap += MR;
         bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = mxp_mask16(n), m1 = mxp_mask16(n > 16 ? n - 16 : 0);
-    STORE_ROW(0);
-    STORE_ROW(1);
-    STORE_ROW(2);
-    STORE_ROW(3);
-    STORE_ROW(4);
-    STORE_ROW(5);
-    STORE_ROW(6);
-    STORE_ROW(7);
-    STORE_ROW(8);
-    STORE_ROW(9);
-    STORE_ROW(10);
-    STORE_ROW(11);
-    STORE_ROW(12);
-    STORE_ROW(13);
+    MXP_ROWS14(STORE_ROW);
 }
 
 /* mask of the first n 16-bit lanes of 32 */
