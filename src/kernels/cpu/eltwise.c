@@ -142,28 +142,19 @@ static void exp_f32_ref(float *y, const float *x, size_t n) {
 }
 
 void mxp_ew_register_ref(mxp_ew_table *t) {
-    mxp_ew_binary_fn add[] = {add_f32_ref, add_f16_ref, add_bf16_ref};
-    mxp_ew_binary_fn mul[] = {mul_f32_ref, mul_f16_ref, mul_bf16_ref};
-    mxp_ew_binary_fn relu_bwd[] = {relu_bwd_f32_ref, relu_bwd_f16_ref, relu_bwd_bf16_ref};
-    mxp_ew_binary_fn gelu_bwd[] = {gelu_bwd_f32_ref, gelu_bwd_f16_ref, gelu_bwd_bf16_ref};
-    mxp_ew_unary_fn scale[] = {scale_f32_ref, scale_f16_ref, scale_bf16_ref};
-    mxp_ew_unary_fn relu[] = {relu_f32_ref, relu_f16_ref, relu_bf16_ref};
-    mxp_ew_unary_fn gelu[] = {gelu_f32_ref, gelu_f16_ref, gelu_bf16_ref};
-    mxp_ew_unscale_fn unscale[3][3] = {
-        {unscale_f32_to_f32_ref, unscale_f32_to_f16_ref, unscale_f32_to_bf16_ref},
-        {unscale_f16_to_f32_ref, unscale_f16_to_f16_ref, unscale_f16_to_bf16_ref},
-        {unscale_bf16_to_f32_ref, unscale_bf16_to_f16_ref, unscale_bf16_to_bf16_ref}};
-    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
-        t->add[d] = add[d];
-        t->mul[d] = mul[d];
-        t->relu_backward[d] = relu_bwd[d];
-        t->gelu_tanh_backward[d] = gelu_bwd[d];
-        t->scale[d] = scale[d];
-        t->relu[d] = relu[d];
-        t->gelu_tanh[d] = gelu[d];
-        for (int e = 0; e < MXP_DTYPE_COUNT; e++) t->unscale[d][e] = unscale[d][e];
-    }
-    t->exp_f32 = exp_f32_ref;
+    static const mxp_ew_set set = {
+        .add = {add_f32_ref, add_f16_ref, add_bf16_ref},
+        .mul = {mul_f32_ref, mul_f16_ref, mul_bf16_ref},
+        .relu_backward = {relu_bwd_f32_ref, relu_bwd_f16_ref, relu_bwd_bf16_ref},
+        .gelu_tanh_backward = {gelu_bwd_f32_ref, gelu_bwd_f16_ref, gelu_bwd_bf16_ref},
+        .scale = {scale_f32_ref, scale_f16_ref, scale_bf16_ref},
+        .relu = {relu_f32_ref, relu_f16_ref, relu_bf16_ref},
+        .gelu_tanh = {gelu_f32_ref, gelu_f16_ref, gelu_bf16_ref},
+        .unscale = {{unscale_f32_to_f32_ref, unscale_f32_to_f16_ref, unscale_f32_to_bf16_ref},
+                    {unscale_f16_to_f32_ref, unscale_f16_to_f16_ref, unscale_f16_to_bf16_ref},
+                    {unscale_bf16_to_f32_ref, unscale_bf16_to_f16_ref, unscale_bf16_to_bf16_ref}},
+        .exp_f32 = exp_f32_ref};
+    mxp_ew_install(t, &set);
 }
 
 /* ---- the per-ISA tables -------------------------------------------------- */

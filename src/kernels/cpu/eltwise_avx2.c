@@ -188,26 +188,18 @@ UNSCALE(unscale_bf16_to_f16_avx2, BF16, F16)
 UNSCALE(unscale_bf16_to_bf16_avx2, BF16, BF16)
 
 void mxp_ew_register_avx2(mxp_ew_table *t) {
-    mxp_ew_binary_fn add[] = {add_f32_avx2, add_f16_avx2, add_bf16_avx2};
-    mxp_ew_binary_fn mul[] = {mul_f32_avx2, mul_f16_avx2, mul_bf16_avx2};
-    mxp_ew_binary_fn relu_bwd[] = {relu_bwd_f32_avx2, relu_bwd_f16_avx2, relu_bwd_bf16_avx2};
-    mxp_ew_binary_fn gelu_bwd[] = {gelu_bwd_f32_avx2, gelu_bwd_f16_avx2, gelu_bwd_bf16_avx2};
-    mxp_ew_unary_fn scale[] = {scale_f32_avx2, scale_f16_avx2, scale_bf16_avx2};
-    mxp_ew_unary_fn relu[] = {relu_f32_avx2, relu_f16_avx2, relu_bf16_avx2};
-    mxp_ew_unary_fn gelu[] = {gelu_f32_avx2, gelu_f16_avx2, gelu_bf16_avx2};
-    mxp_ew_unscale_fn unscale[3][3] = {
-        {unscale_f32_to_f32_avx2, unscale_f32_to_f16_avx2, unscale_f32_to_bf16_avx2},
-        {unscale_f16_to_f32_avx2, unscale_f16_to_f16_avx2, unscale_f16_to_bf16_avx2},
-        {unscale_bf16_to_f32_avx2, unscale_bf16_to_f16_avx2, unscale_bf16_to_bf16_avx2}};
-    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
-        t->add[d] = add[d];
-        t->mul[d] = mul[d];
-        t->relu_backward[d] = relu_bwd[d];
-        t->gelu_tanh_backward[d] = gelu_bwd[d];
-        t->scale[d] = scale[d];
-        t->relu[d] = relu[d];
-        t->gelu_tanh[d] = gelu[d];
-        for (int e = 0; e < MXP_DTYPE_COUNT; e++) t->unscale[d][e] = unscale[d][e];
-    }
-    t->exp_f32 = exp_f32_avx2;
+    static const mxp_ew_set set = {
+        .add = {add_f32_avx2, add_f16_avx2, add_bf16_avx2},
+        .mul = {mul_f32_avx2, mul_f16_avx2, mul_bf16_avx2},
+        .relu_backward = {relu_bwd_f32_avx2, relu_bwd_f16_avx2, relu_bwd_bf16_avx2},
+        .gelu_tanh_backward = {gelu_bwd_f32_avx2, gelu_bwd_f16_avx2, gelu_bwd_bf16_avx2},
+        .scale = {scale_f32_avx2, scale_f16_avx2, scale_bf16_avx2},
+        .relu = {relu_f32_avx2, relu_f16_avx2, relu_bf16_avx2},
+        .gelu_tanh = {gelu_f32_avx2, gelu_f16_avx2, gelu_bf16_avx2},
+        .unscale = {{unscale_f32_to_f32_avx2, unscale_f32_to_f16_avx2, unscale_f32_to_bf16_avx2},
+                    {unscale_f16_to_f32_avx2, unscale_f16_to_f16_avx2, unscale_f16_to_bf16_avx2},
+                    {unscale_bf16_to_f32_avx2, unscale_bf16_to_f16_avx2,
+                     unscale_bf16_to_bf16_avx2}},
+        .exp_f32 = exp_f32_avx2};
+    mxp_ew_install(t, &set);
 }

@@ -68,6 +68,50 @@ typedef struct mxp_ew_table {
     mxp_softmax_row_fn softmax_row[MXP_DTYPE_COUNT][MXP_DTYPE_COUNT];
 } mxp_ew_table;
 
+/* One ISA's element-wise kernels as its register function lists them:
+ * [dtype], unscale [src][dst]. */
+typedef struct mxp_ew_set {
+    mxp_ew_binary_fn add[MXP_DTYPE_COUNT], mul[MXP_DTYPE_COUNT];
+    mxp_ew_binary_fn relu_backward[MXP_DTYPE_COUNT], gelu_tanh_backward[MXP_DTYPE_COUNT];
+    mxp_ew_unary_fn scale[MXP_DTYPE_COUNT], relu[MXP_DTYPE_COUNT], gelu_tanh[MXP_DTYPE_COUNT];
+    mxp_ew_unscale_fn unscale[MXP_DTYPE_COUNT][MXP_DTYPE_COUNT];
+    mxp_exp_fn exp_f32;
+} mxp_ew_set;
+
+static inline void mxp_ew_install(mxp_ew_table *t, const mxp_ew_set *s) {
+    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
+        t->add[d] = s->add[d];
+        t->mul[d] = s->mul[d];
+        t->relu_backward[d] = s->relu_backward[d];
+        t->gelu_tanh_backward[d] = s->gelu_tanh_backward[d];
+        t->scale[d] = s->scale[d];
+        t->relu[d] = s->relu[d];
+        t->gelu_tanh[d] = s->gelu_tanh[d];
+        for (int e = 0; e < MXP_DTYPE_COUNT; e++) t->unscale[d][e] = s->unscale[d][e];
+    }
+    t->exp_f32 = s->exp_f32;
+}
+
+/* One ISA's reduction kernels: [SUM, MAX, SUMSQ][dtype]. MEAN gets the SUM
+ * kernels; the driver divides. */
+typedef struct mxp_reduce_set {
+    mxp_reduce_leaf_fn leaf[3][MXP_DTYPE_COUNT];
+    mxp_reduce_cols_fn cols[3][MXP_DTYPE_COUNT];
+} mxp_reduce_set;
+
+static inline void mxp_reduce_install(mxp_ew_table *t, const mxp_reduce_set *s) {
+    static const mxp_reduce_op ops[3] = {MXP_REDUCE_SUM, MXP_REDUCE_MAX, MXP_REDUCE_SUMSQ};
+    for (int o = 0; o < 3; o++)
+        for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
+            t->reduce_leaf[ops[o]][d] = s->leaf[o][d];
+            t->reduce_cols[ops[o]][d] = s->cols[o][d];
+        }
+    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
+        t->reduce_leaf[MXP_REDUCE_MEAN][d] = s->leaf[0][d];
+        t->reduce_cols[MXP_REDUCE_MEAN][d] = s->cols[0][d];
+    }
+}
+
 /* Each file fills the slots of its concern; ref first, then the ISA files in order. */
 void mxp_ew_register_ref(mxp_ew_table *t);
 void mxp_ew_register_avx2(mxp_ew_table *t);

@@ -69,22 +69,14 @@ COLS_REF(sumsq_cols_f16_ref, SUMSQ, MXP_DTYPE_F16)
 COLS_REF(sumsq_cols_bf16_ref, SUMSQ, MXP_DTYPE_BF16)
 
 void mxp_reduce_register_ref(mxp_ew_table *t) {
-    const mxp_reduce_leaf_fn leaf[3][3] = {{sum_f32_ref, sum_f16_ref, sum_bf16_ref},
-                                           {max_f32_ref, max_f16_ref, max_bf16_ref},
-                                           {sumsq_f32_ref, sumsq_f16_ref, sumsq_bf16_ref}};
-    const mxp_reduce_cols_fn cols[3][3] = {
-        {sum_cols_f32_ref, sum_cols_f16_ref, sum_cols_bf16_ref},
-        {max_cols_f32_ref, max_cols_f16_ref, max_cols_bf16_ref},
-        {sumsq_cols_f32_ref, sumsq_cols_f16_ref, sumsq_cols_bf16_ref}};
-    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
-        /* MEAN is a SUM that the driver divides */
-        t->reduce_leaf[SUM][d] = t->reduce_leaf[MXP_REDUCE_MEAN][d] = leaf[0][d];
-        t->reduce_leaf[MAX][d] = leaf[1][d];
-        t->reduce_leaf[SUMSQ][d] = leaf[2][d];
-        t->reduce_cols[SUM][d] = t->reduce_cols[MXP_REDUCE_MEAN][d] = cols[0][d];
-        t->reduce_cols[MAX][d] = cols[1][d];
-        t->reduce_cols[SUMSQ][d] = cols[2][d];
-    }
+    static const mxp_reduce_set set = {
+        .leaf = {{sum_f32_ref, sum_f16_ref, sum_bf16_ref},
+                 {max_f32_ref, max_f16_ref, max_bf16_ref},
+                 {sumsq_f32_ref, sumsq_f16_ref, sumsq_bf16_ref}},
+        .cols = {{sum_cols_f32_ref, sum_cols_f16_ref, sum_cols_bf16_ref},
+                 {max_cols_f32_ref, max_cols_f16_ref, max_cols_bf16_ref},
+                 {sumsq_cols_f32_ref, sumsq_cols_f16_ref, sumsq_cols_bf16_ref}}};
+    mxp_reduce_install(t, &set);
 }
 
 /* ---- the summation tree --------------------------------------------------- */

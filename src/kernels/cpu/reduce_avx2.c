@@ -124,19 +124,12 @@ COLS(sumsq_cols_f16_avx2, SUMSQ, MXP_DTYPE_F16)
 COLS(sumsq_cols_bf16_avx2, SUMSQ, MXP_DTYPE_BF16)
 
 void mxp_reduce_register_avx2(mxp_ew_table *t) {
-    const mxp_reduce_leaf_fn leaf[3][3] = {{sum_f32_avx2, sum_f16_avx2, sum_bf16_avx2},
-                                           {max_f32_avx2, max_f16_avx2, max_bf16_avx2},
-                                           {sumsq_f32_avx2, sumsq_f16_avx2, sumsq_bf16_avx2}};
-    const mxp_reduce_cols_fn cols[3][3] = {
-        {sum_cols_f32_avx2, sum_cols_f16_avx2, sum_cols_bf16_avx2},
-        {max_cols_f32_avx2, max_cols_f16_avx2, max_cols_bf16_avx2},
-        {sumsq_cols_f32_avx2, sumsq_cols_f16_avx2, sumsq_cols_bf16_avx2}};
-    for (int d = 0; d < MXP_DTYPE_COUNT; d++) {
-        t->reduce_leaf[SUM][d] = t->reduce_leaf[MXP_REDUCE_MEAN][d] = leaf[0][d];
-        t->reduce_leaf[MAX][d] = leaf[1][d];
-        t->reduce_leaf[SUMSQ][d] = leaf[2][d];
-        t->reduce_cols[SUM][d] = t->reduce_cols[MXP_REDUCE_MEAN][d] = cols[0][d];
-        t->reduce_cols[MAX][d] = cols[1][d];
-        t->reduce_cols[SUMSQ][d] = cols[2][d];
-    }
+    static const mxp_reduce_set set = {
+        .leaf = {{sum_f32_avx2, sum_f16_avx2, sum_bf16_avx2},
+                 {max_f32_avx2, max_f16_avx2, max_bf16_avx2},
+                 {sumsq_f32_avx2, sumsq_f16_avx2, sumsq_bf16_avx2}},
+        .cols = {{sum_cols_f32_avx2, sum_cols_f16_avx2, sum_cols_bf16_avx2},
+                 {max_cols_f32_avx2, max_cols_f16_avx2, max_cols_bf16_avx2},
+                 {sumsq_cols_f32_avx2, sumsq_cols_f16_avx2, sumsq_cols_bf16_avx2}}};
+    mxp_reduce_install(t, &set);
 }
