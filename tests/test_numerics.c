@@ -15,23 +15,12 @@
 #endif
 
 #include "check.h"
+#include "numerics/numerics_impl.h" /* mxp_f32_bits, mxp_bits_f32 */
 #include "mixprec/numerics.h"
 
 #ifndef MIXPREC_SOURCE_DIR
 #define MIXPREC_SOURCE_DIR "."
 #endif
-
-static uint32_t bits_of(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
 
 static int is_nan_bits(uint32_t u) { return (u & 0x7fffffffu) > 0x7f800000u; }
 
@@ -130,7 +119,7 @@ static void test_encode_fixture(void) {
     for (uint32_t i = 0; i < s.count; i++) {
         const uint8_t *r = s.p + (size_t)i * s.rec;
         const uint32_t xb = rd32(r);
-        const float x = float_of(xb);
+        const float x = mxp_bits_f32(xb);
         const uint32_t want[4] = {rd16(r + 4), rd16(r + 6), r[8], r[9]};
         const int nan = r[10] & 1;
         const char *kind = r[11] < 7 ? kind_names[r[11]] : "?";
@@ -188,9 +177,9 @@ static void check_decode_table(const mxp_format *f, const section *s, int nan_pa
     size_t bad = 0;
     for (uint32_t i = 0; i < s->count; i++) {
         const uint32_t want = rd32(s->p + (size_t)i * 4);
-        uint32_t got = bits_of(mxp_format_decode(f, i));
+        uint32_t got = mxp_f32_bits(mxp_format_decode(f, i));
         if (f == &mxp_format_fp16) {
-            uint32_t g2 = bits_of(mxp_fp16_to_fp32((uint16_t)i));
+            uint32_t g2 = mxp_f32_bits(mxp_fp16_to_fp32((uint16_t)i));
             CHECK(g2 == got, "fp16 0x%04x: mxp_fp16_to_fp32 0x%08x != decode 0x%08x", i, g2, got);
         }
         if (is_nan_bits(want)) {
@@ -208,12 +197,12 @@ static void check_decode_table(const mxp_format *f, const section *s, int nan_pa
             bad += got != want;
             CHECK(got == want, "%s 0x%x: decode 0x%08x, reference 0x%08x", f->name, i, got, want);
         }
-        mxp_class c = mxp_format_classify(f, i), wc = class_of_value(f, float_of(want));
+        mxp_class c = mxp_format_classify(f, i), wc = class_of_value(f, mxp_bits_f32(want));
         CHECK(c == wc, "%s 0x%x: classify %s, reference value says %s", f->name, i,
               mxp_class_name(c), mxp_class_name(wc));
         /* ulp(v) is the gap to the next pattern up, for every positive finite v below max */
         if (i + 1 < s->count && !(i >> (f->bits - 1))) {
-            float v = float_of(want), vn = float_of(rd32(s->p + (size_t)(i + 1) * 4));
+            float v = mxp_bits_f32(want), vn = mxp_bits_f32(rd32(s->p + (size_t)(i + 1) * 4));
             if (isfinite(v) && isfinite(vn) && vn > v) {
                 double gap = (double)vn - (double)v;
                 double u = mxp_format_ulp(f, v), um = mxp_format_ulp(f, (double)v + gap / 2);
@@ -242,18 +231,18 @@ static void test_decode_fixture(void) {
     for (uint32_t i = 0; i < b.count; i++) {
         const uint8_t *r = b.p + (size_t)i * 8;
         const uint32_t pat = rd32(r), want = rd32(r + 4);
-        const uint32_t got = bits_of(mxp_bf16_to_fp32((uint16_t)pat));
-        const uint32_t got2 = bits_of(mxp_format_decode(&mxp_format_bf16, pat));
+        const uint32_t got = mxp_f32_bits(mxp_bf16_to_fp32((uint16_t)pat));
+        const uint32_t got2 = mxp_f32_bits(mxp_format_decode(&mxp_format_bf16, pat));
         bad += got != want || got2 != want;
         CHECK(got == want && got2 == want, "bf16 0x%04x: got 0x%08x / 0x%08x, torch 0x%08x", pat,
               got, got2, want);
         mxp_class c = mxp_format_classify(&mxp_format_bf16, pat);
-        mxp_class wc = class_of_value(&mxp_format_bf16, float_of(want));
+        mxp_class wc = class_of_value(&mxp_format_bf16, mxp_bits_f32(want));
         CHECK(c == wc, "bf16 0x%04x: classify %s, torch value says %s", pat, mxp_class_name(c),
               mxp_class_name(wc));
         /* consecutive positive patterns in the table: ulp is their gap */
         if (i + 1 < b.count && rd32(r + 8) == pat + 1 && !(pat >> 15)) {
-            float v = float_of(want), vn = float_of(rd32(r + 12));
+            float v = mxp_bits_f32(want), vn = mxp_bits_f32(rd32(r + 12));
             if (isfinite(v) && isfinite(vn)) {
                 double gap = (double)vn - (double)v, u = mxp_format_ulp(&mxp_format_bf16, v);
                 CHECK(u == gap, "bf16 0x%04x: ulp %.9g, torch gap %.9g", pat, u, gap);
@@ -514,7 +503,7 @@ static void check_stats(const mxp_format *f, const stats_case *c, size_t n) {
         const size_t g1[6] = {one.zero,  one.nonfinite, one.overflow,
                               one.flush, one.subnormal, one.normal};
         CHECK(g1[c[i].bin] == 1, "%s: %.9g (0x%08x) not counted as %s", f->name, (double)x[i],
-              bits_of(x[i]), bins[c[i].bin]);
+              mxp_f32_bits(x[i]), bins[c[i].bin]);
     }
 }
 
@@ -526,7 +515,7 @@ static void test_range_stats(void) {
         {INFINITY, 1},
         {-INFINITY, 1},
         {NAN, 1},
-        {float_of(0xff800001u), 1},
+        {mxp_bits_f32(0xff800001u), 1},
         {65520.0f, 2},
         {-65536.0f, 2},
         {1e10f, 2},
@@ -554,13 +543,13 @@ static void test_range_stats(void) {
         {FLT_MAX, 2},
         {-0x1.ffp127f, 2},
         {tiny, 3},
-        {float_of(0x00008000u), 3},
-        {float_of(0x00018000u), 4},
-        {float_of(0x00400000u), 4},
+        {mxp_bits_f32(0x00008000u), 3},
+        {mxp_bits_f32(0x00018000u), 4},
+        {mxp_bits_f32(0x00400000u), 4},
         {-0x1p-133f, 4},
         {0x1.fep127f, 5},
         {0x1p-126f, 5},
-        {float_of(0x007fffffu), 5},
+        {mxp_bits_f32(0x007fffffu), 5},
         {1.0f, 5},
     };
     check_stats(&mxp_format_bf16, bf16, sizeof bf16 / sizeof bf16[0]);
@@ -623,7 +612,7 @@ static void fill_pools(void) {
 static uint32_t widen(mxp_dtype st, const void *src, size_t i) {
     if (st == MXP_DTYPE_F32) return ((const uint32_t *)src)[i];
     uint16_t h = ((const uint16_t *)src)[i];
-    return bits_of(st == MXP_DTYPE_F16 ? mxp_fp16_to_fp32(h) : mxp_bf16_to_fp32(h));
+    return mxp_f32_bits(st == MXP_DTYPE_F16 ? mxp_fp16_to_fp32(h) : mxp_bf16_to_fp32(h));
 }
 
 /* What mxp_convert must give: the scalar functions, element by element. */
@@ -637,9 +626,9 @@ static void expected_convert(void *dst, mxp_dtype dt, const void *src, mxp_dtype
         if (dt == MXP_DTYPE_F32)
             ((uint32_t *)dst)[i] = u;
         else if (dt == MXP_DTYPE_F16)
-            ((uint16_t *)dst)[i] = mxp_fp32_to_fp16(float_of(u));
+            ((uint16_t *)dst)[i] = mxp_fp32_to_fp16(mxp_bits_f32(u));
         else
-            ((uint16_t *)dst)[i] = mxp_fp32_to_bf16(float_of(u));
+            ((uint16_t *)dst)[i] = mxp_fp32_to_bf16(mxp_bits_f32(u));
     }
 }
 
@@ -888,7 +877,7 @@ static uint32_t stream_word(uint64_t seed, uint64_t w) {
 /* The two neighbours of finite x in f (magnitude codes lo <= |x| < hi, sign added); *exact
  * when x is representable. hi may be the inf (or FN NaN) pattern past the largest finite. */
 static void neighbours(const mxp_format *f, float x, uint32_t *lo, uint32_t *hi, int *exact) {
-    const uint32_t sign = (bits_of(x) >> 31) << (f->bits - 1);
+    const uint32_t sign = (mxp_f32_bits(x) >> 31) << (f->bits - 1);
     uint32_t c = mxp_format_encode(f, fabsf(x));
     uint32_t finite_max = mxp_format_encode(f, (float)mxp_format_max(f));
     if (c > finite_max) c = finite_max; /* RNE overflowed: lo is the largest finite */
@@ -905,7 +894,7 @@ static void test_encode_sr(void) {
     size_t checked = 0;
     for (uint32_t i = 0; i < s.count; i++) {
         const uint32_t xb = rd32(s.p + (size_t)i * s.rec);
-        const float x = float_of(xb);
+        const float x = mxp_bits_f32(xb);
         for (int k = 0; k < 4; k++) {
             const mxp_format *f = fs[k];
             if (!isfinite(x)) {
@@ -984,7 +973,7 @@ static void test_convert_sr(void) {
         const mxp_dtype dt = (mxp_dtype)d;
         const mxp_format *f = mxp_format_of(dt);
         const size_t n = 4099;
-        for (size_t i = 0; i < n; i++) x[i] = float_of(pool32[(i * 7919) % POOL]);
+        for (size_t i = 0; i < n; i++) x[i] = mxp_bits_f32(pool32[(i * 7919) % POOL]);
         for (uint64_t off = 0; off < 6; off += 5) {
             CHECK(mxp_convert_sr(a, dt, x, n, 42, off) == MXP_OK, "convert_sr");
             size_t bad = 0;
@@ -992,7 +981,7 @@ static void test_convert_sr(void) {
                 uint32_t want = mxp_format_encode_sr(f, x[i], stream_word(42, off + i));
                 if (a[i] != want && bad++ < 5)
                     CHECK(0, "convert_sr %s x=0x%08x i=%zu offset=%llu: 0x%04x want 0x%04x",
-                          f->name, bits_of(x[i]), i, (unsigned long long)off, a[i], want);
+                          f->name, mxp_f32_bits(x[i]), i, (unsigned long long)off, a[i], want);
             }
             CHECK(bad == 0, "convert_sr %s: %zu elements differ from the per-element definition",
                   f->name, bad);
@@ -1040,7 +1029,7 @@ static void test_convert_sr(void) {
     }
 
     /* random values: every result is one of the two neighbours, never further */
-    for (size_t i = 0; i < N; i++) x[i] = float_of(pool32[(i * 40503u) % POOL]);
+    for (size_t i = 0; i < N; i++) x[i] = mxp_bits_f32(pool32[(i * 40503u) % POOL]);
     for (int d = 1; d <= 2; d++) {
         const mxp_format *f = mxp_format_of((mxp_dtype)d);
         mxp_convert_sr(a, (mxp_dtype)d, x, N, 7, 0);
@@ -1053,7 +1042,7 @@ static void test_convert_sr(void) {
             int ok = a[i] == lo || (!exact && a[i] == hi);
             if (!ok && bad++ < 5)
                 CHECK(0, "SR %s of 0x%08x gave 0x%04x, neighbours 0x%x 0x%x", f->name,
-                      bits_of(x[i]), a[i], lo, hi);
+                      mxp_f32_bits(x[i]), a[i], lo, hi);
         }
         CHECK(bad == 0, "SR %s: %zu results outside the neighbours", f->name, bad);
     }
@@ -1061,7 +1050,7 @@ static void test_convert_sr(void) {
     /* the same bits on any thread count, ISA, and split into two calls */
     for (size_t i = 0; i < N; i++) {
         uint32_t r = (uint32_t)rng_next();
-        x[i] = float_of((r & 0x807fffffu) | ((uint32_t)(100 + (r >> 23) % 50) << 23));
+        x[i] = mxp_bits_f32((r & 0x807fffffu) | ((uint32_t)(100 + (r >> 23) % 50) << 23));
     }
     const size_t n = 3 * ((size_t)1 << 18) + 123;
     for (int d = 1; d <= 2; d++) {

@@ -31,18 +31,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static float float_of(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-static uint32_t bits_of(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
 static int n_isa; /* families 0..n_isa-1 are supported here */
 static uint64_t mismatches[MXP_ISA_COUNT][2];
 static int reports;
@@ -109,11 +97,11 @@ static void check_decode(void) {
                 size_t bad = 0;
                 for (uint32_t i = off; i < 1u << 16; i++) {
                     uint32_t want =
-                        bits_of(f == 0 ? mxp_fp16_to_fp32(h[i]) : mxp_bf16_to_fp32(h[i]));
-                    if (bits_of(got[i]) != want && bad++ < 3)
+                        mxp_f32_bits(f == 0 ? mxp_fp16_to_fp32(h[i]) : mxp_bf16_to_fp32(h[i]));
+                    if (mxp_f32_bits(got[i]) != want && bad++ < 3)
                         fprintf(stderr, "%s isa=%s: 0x%04x gives 0x%08x, scalar 0x%08x\n",
                                 f ? "bf16->fp32" : "fp16->fp32", mxp_isa_name((mxp_isa)isa), i,
-                                bits_of(got[i]), want);
+                                mxp_f32_bits(got[i]), want);
                 }
                 CHECK(bad == 0, "%s on %s: %zu of 65536 patterns differ from the scalar reference",
                       f ? "bf16->fp32" : "fp16->fp32", mxp_isa_name((mxp_isa)isa), bad);
@@ -166,7 +154,7 @@ int main(void) {
                   (unsigned long long)mismatches[isa][f]);
     CHECK(subset || total == (uint64_t)1 << 32, "covered %llu patterns", (unsigned long long)total);
     /* the float view of the patterns above is only for the kernels; keep float_of honest */
-    CHECK(bits_of(float_of(0x7fa00001u)) == 0x7fa00001u, "float/bits round trip");
+    CHECK(mxp_f32_bits(mxp_bits_f32(0x7fa00001u)) == 0x7fa00001u, "float/bits round trip");
     printf("exhaustive (%s): %llu fp32 patterns x 2 formats on %d ISA families (ref..%s), "
            "65536 x 2 decodes; %d threads, %.1f s\n",
            subset ? "subset" : "all 2^32", (unsigned long long)total, n_isa,
