@@ -9,25 +9,7 @@
 
 MXP_INLINE float leaf(mxp_reduce_op op, mxp_dtype dt, const void *x, size_t n) {
     size_t i = 0;
-    if (op == MXP_REDUCE_MAX) {
-        const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
-        __m256 m0 = ninf, m1 = ninf, nan = _mm256_setzero_ps();
-        for (; i + 16 <= n; i += 16) {
-            const __m256 v0 = mxp_ld8(dt, x, i), v1 = mxp_ld8(dt, x, i + 8);
-            m0 = _mm256_max_ps(m0, v0);
-            m1 = _mm256_max_ps(m1, v1);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));
-        }
-        for (; i < n; i += 8) {
-            const size_t k = MXP_MIN((size_t)8, n - i);
-            __m256 v = k == 8 ? mxp_ld8(dt, x, i) : mxp_ld8_part(dt, x, i, k);
-            v = _mm256_blendv_ps(ninf, v, mxp_lanes8(k));
-            m0 = _mm256_max_ps(m0, v);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        }
-        if (_mm256_movemask_ps(nan)) return __builtin_nanf("");
-        return mxp_hmax8(_mm256_max_ps(m0, m1));
-    }
+    if (op == MXP_REDUCE_MAX) return mxp_row_max8(dt, x, n);
     const int sq = op == MXP_REDUCE_SUMSQ;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (; i + 32 <= n; i += 32) {

@@ -8,25 +8,7 @@
 
 MXP_INLINE float leaf(mxp_reduce_op op, mxp_dtype dt, const void *x, size_t n) {
     size_t i = 0;
-    if (op == MXP_REDUCE_MAX) {
-        const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
-        __m512 m0 = ninf, m1 = ninf;
-        __mmask16 nan = 0;
-        for (; i + 32 <= n; i += 32) {
-            const __m512 v0 = mxp_ld16(dt, x, i), v1 = mxp_ld16(dt, x, i + 16);
-            m0 = _mm512_max_ps(m0, v0);
-            m1 = _mm512_max_ps(m1, v1);
-            nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
-        }
-        for (; i < n; i += 16) {
-            const __mmask16 k = mxp_mask16(n - i);
-            const __m512 v = _mm512_mask_mov_ps(ninf, k, mxp_ld16_mask(dt, x, i, k));
-            m0 = _mm512_max_ps(m0, v);
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        }
-        if (nan) return __builtin_nanf("");
-        return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
-    }
+    if (op == MXP_REDUCE_MAX) return mxp_row_max16(dt, x, n);
     const int sq = op == MXP_REDUCE_SUMSQ;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (; i + 64 <= n; i += 64) {

@@ -25,20 +25,7 @@ MXP_INLINE void row(mxp_dtype xt, mxp_dtype yt, void *y, const void *x, size_t n
     size_t i;
 
     /* pass 1: the maximum, NaN if any element is NaN */
-    __m256 m0 = ninf, m1 = ninf, nan = _mm256_setzero_ps();
-    for (i = 0; i + 16 <= n; i += 16) {
-        const __m256 v0 = mxp_ld8(xt, x, i), v1 = mxp_ld8(xt, x, i + 8);
-        m0 = _mm256_max_ps(m0, v0);
-        m1 = _mm256_max_ps(m1, v1);
-        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));
-    }
-    for (; i < n; i += 8) {
-        const size_t k = MXP_MIN((size_t)8, n - i);
-        const __m256 v = _mm256_blendv_ps(ninf, ld(xt, x, i, k), mxp_lanes8(k));
-        m0 = _mm256_max_ps(m0, v);
-        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    }
-    const float m = _mm256_movemask_ps(nan) ? NAN : mxp_hmax8(_mm256_max_ps(m0, m1));
+    const float m = mxp_row_max8(xt, x, n);
     if (m == -INFINITY) { /* fully masked row */
         const __m256 fill = log_sm ? ninf : _mm256_setzero_ps();
         for (i = 0; i < n; i += 8) st(yt, y, i, MXP_MIN((size_t)8, n - i), fill);

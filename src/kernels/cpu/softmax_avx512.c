@@ -12,21 +12,7 @@ MXP_INLINE void row(mxp_dtype xt, mxp_dtype yt, void *y, const void *x, size_t n
     size_t i;
 
     /* pass 1: the maximum, NaN if any element is NaN */
-    __m512 m0 = ninf, m1 = ninf;
-    __mmask16 nan = 0;
-    for (i = 0; i + 32 <= n; i += 32) {
-        const __m512 v0 = mxp_ld16(xt, x, i), v1 = mxp_ld16(xt, x, i + 16);
-        m0 = _mm512_max_ps(m0, v0);
-        m1 = _mm512_max_ps(m1, v1);
-        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
-    }
-    for (; i < n; i += 16) {
-        const __mmask16 k = mxp_mask16(n - i);
-        const __m512 v = _mm512_mask_mov_ps(ninf, k, mxp_ld16_mask(xt, x, i, k));
-        m0 = _mm512_max_ps(m0, v);
-        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    }
-    const float m = nan ? NAN : _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    const float m = mxp_row_max16(xt, x, n);
     if (m == -INFINITY) { /* fully masked row */
         const __m512 fill = log_sm ? ninf : _mm512_setzero_ps();
         for (i = 0; i < n; i += 16) mxp_st16_mask(yt, y, i, mxp_mask16(n - i), fill);

@@ -106,4 +106,27 @@ MXP_INLINE float mxp_hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The largest of x[0..n) in fp32, NaN if any element is NaN (vmaxps alone would drop
+ * it, so NaN is tracked on the side), -inf for n == 0. MAX reductions and softmax's
+ * first pass share it. */
+MXP_INLINE float mxp_row_max8(mxp_dtype dt, const void *x, size_t n) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    __m256 m0 = ninf, m1 = ninf, nan = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 v0 = mxp_ld8(dt, x, i), v1 = mxp_ld8(dt, x, i + 8);
+        m0 = _mm256_max_ps(m0, v0);
+        m1 = _mm256_max_ps(m1, v1);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));
+    }
+    for (; i < n; i += 8) {
+        const size_t k = MXP_MIN((size_t)8, n - i);
+        __m256 v = k == 8 ? mxp_ld8(dt, x, i) : mxp_ld8_part(dt, x, i, k);
+        v = _mm256_blendv_ps(ninf, v, mxp_lanes8(k));
+        m0 = _mm256_max_ps(m0, v);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    return _mm256_movemask_ps(nan) ? __builtin_nanf("") : mxp_hmax8(_mm256_max_ps(m0, m1));
+}
+
 #endif

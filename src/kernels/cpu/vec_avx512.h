@@ -77,6 +77,29 @@ MXP_INLINE __m512 mxp_exp16(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* The largest of x[0..n) in fp32, NaN if any element is NaN (vmaxps alone would drop
+ * it, so NaN is tracked on the side), -inf for n == 0. MAX reductions and softmax's
+ * first pass share it. */
+MXP_INLINE float mxp_row_max16(mxp_dtype dt, const void *x, size_t n) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    __m512 m0 = ninf, m1 = ninf;
+    __mmask16 nan = 0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 v0 = mxp_ld16(dt, x, i), v1 = mxp_ld16(dt, x, i + 16);
+        m0 = _mm512_max_ps(m0, v0);
+        m1 = _mm512_max_ps(m1, v1);
+        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = mxp_mask16(n - i);
+        const __m512 v = _mm512_mask_mov_ps(ninf, k, mxp_ld16_mask(dt, x, i, k));
+        m0 = _mm512_max_ps(m0, v);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    return nan ? __builtin_nanf("") : _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
 /* NaN-propagating max (vmaxps alone returns its second operand when either is NaN) */
 MXP_INLINE __m512 mxp_max16(__m512 a, __m512 b) {
     return _mm512_mask_add_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q), a, b);
