@@ -163,6 +163,147 @@ MXP_API mxp_status mxp_log_softmax(void *y, mxp_dtype y_type, const void *x, mxp
 MXP_API mxp_status mxp_unscale_check(void *dst, mxp_dtype dst_type, const void *src,
                                      mxp_dtype src_type, size_t n, float inv_scale, int *found_inf);
 
+/* ---- convolution by im2col (NHWC activations) --------------------------- */
+/* Activations are NHWC, (B, H, W, C); a conv weight is (Cout, KH, KW, Cin), so
+ * that a window of the input is one row of the im2col matrix and the conv is
+ * one GEMM: y (B*OH*OW, Cout) = cols (B*OH*OW, KH*KW*Cin) x W^T. */
+typedef struct mxp_conv2d_geom {
+    int64_t B, H, W, C;          /* input (B, H, W, C) */
+    int64_t KH, KW, stride, pad; /* square stride and symmetric zero padding */
+    int64_t OH, OW;              /* output (B, OH, OW, Cout): (H + 2 pad - KH) / stride + 1 */
+} mxp_conv2d_geom;
+
+/* Fill g from the sizes and compute OH, OW. Errors: MXP_ERR_INVALID_ARG (a size
+ * < 1, pad < 0, stride < 1), MXP_ERR_SHAPE (the kernel does not fit the padded input). */
+MXP_API mxp_status mxp_conv2d_geom_init(mxp_conv2d_geom *g, int64_t B, int64_t H, int64_t W,
+                                        int64_t C, int64_t KH, int64_t KW, int64_t stride,
+                                        int64_t pad);
+
+/* cols (B*OH*OW, KH*KW*C) from x (B, H, W, C), both in dt; zero where a
+ * window covers padding. Pure copies: exact in every dtype. cols must not
+ * overlap x. Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_im2col(void *cols, const void *x, mxp_dtype dt, const mxp_conv2d_geom *g);
+
+/* The adjoint of im2col: dx (B, H, W, C) = for each input element, the sum of
+ * the dcols (B*OH*OW, KH*KW*C) entries that copied it, accumulated in fp32
+ * in a fixed order and rounded once to dt; dx is overwritten (elements no
+ * window reads get 0). Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_col2im(void *dx, const void *dcols, mxp_dtype dt, const mxp_conv2d_geom *g);
+
+/* ---- max pooling (NHWC, no padding) --------------------------------------- */
+
+/* y (B, OH, OW, C) = max of x (B, H, W, C) over K x K windows moved by
+ * stride, OH = (H - K) / stride + 1. argmax (B, OH, OW, C), if not NULL,
+ * receives the flat index h * W + w of the chosen element (the first maximum
+ * in row-major window order; a NaN wins and propagates). Exact in every dtype.
+ * Errors: MXP_ERR_INVALID_ARG (K or stride < 1, K > H or W), MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_maxpool2d_forward(void *y, int32_t *argmax, const void *x, mxp_dtype dt,
+                                         int64_t B, int64_t H, int64_t W, int64_t C, int64_t K,
+                                         int64_t stride);
+
+/* dx (B, H, W, C) = dy (B, OH, OW, C) routed to the argmax of each window,
+ * 0 elsewhere; where windows overlap (stride < K) contributions add in fp32
+ * and dx is rounded once to dt. dx is overwritten. Errors as forward. */
+MXP_API mxp_status mxp_maxpool2d_backward(void *dx, const void *dy, const int32_t *argmax,
+                                          mxp_dtype dt, int64_t B, int64_t H, int64_t W, int64_t C,
+                                          int64_t K, int64_t stride);
+
+/* ---- softmax cross-entropy (fp32 inside) ---------------------------------- */
+
+/* Mean over B rows of logits (B, V) (dtype dt) of -log softmax(logits)[label]:
+ * *loss = (1/B) sum_i (logsumexp(x_i) - x_i[labels[i]]), all in fp32 with the
+ * max subtracted. probs (B, V) fp32, if not NULL, receives softmax(x) for the
+ * backward pass. A label outside [0, V) is an error (MXP_ERR_INVALID_ARG,
+ * naming the row), checked before any work. NaN or inf logits give a
+ * non-finite loss (data for the caller, not an error). */
+MXP_API mxp_status mxp_cross_entropy_forward(float *loss, float *probs, const void *logits,
+                                             mxp_dtype dt, const int32_t *labels, int64_t B,
+                                             int64_t V);
+
+/* dlogits (B, V) in dt = (scale / B) * (probs - onehot(labels)), computed in
+ * fp32 and rounded once; scale is the upstream gradient of the loss (the loss
+ * scale during mixed-precision training). Errors as forward. */
+MXP_API mxp_status mxp_cross_entropy_backward(void *dlogits, mxp_dtype dt, const float *probs,
+                                              const int32_t *labels, int64_t B, int64_t V,
+                                              float scale);
+
+/* ---- dropout -------------------------------------------------------------- */
+
+/* y = x * keep / (1 - p), keep[i] = 1 when the Philox uniform for
+ * (seed, offset + i) is >= p, else 0; mask (n) receives keep. The same
+ * (seed, offset) gives the same mask on any ISA and thread count. p in
+ * [0, 1); p == 0 copies. y may be x. Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_dropout_forward(void *y, uint8_t *mask, const void *x, mxp_dtype dt,
+                                       size_t n, float p, uint64_t seed, uint64_t offset);
+
+/* dx = dy * mask / (1 - p). dx may be dy. Errors as forward. */
+MXP_API mxp_status mxp_dropout_backward(void *dx, const void *dy, const uint8_t *mask, mxp_dtype dt,
+                                        size_t n, float p);
+
+/* ---- optimizer updates (fp32 arithmetic, fused cast of the working copy) --- */
+
+/* The memory one update touches, n elements each:
+ *   master  fp32 master weights, updated in place; NULL when master weights
+ *           are off, and then the update is applied to work directly (and is
+ *           rounded to work_dtype: the failure the source document shows).
+ *   work    the working copy in work_dtype, rewritten from the new master (the
+ *           cast cache, one rounding to nearest even). May be the same memory
+ *           as master when work_dtype is F32.
+ *   grad    gradients in grad_dtype, read as grad * grad_mul in fp32
+ *           (grad_mul = 1 / loss scale x clip coefficient: the unscale is
+ *           fused into the read).
+ * Counters (either may be NULL), for the numerics report:
+ *   *n_updated += elements whose fp32 update was nonzero;
+ *   *n_lost    += of those, elements where round(work_old + update) in
+ *                 work_dtype equals work_old: the update rounding throws away
+ *                 when the weights are kept only in work_dtype.
+ * Arithmetic follows PyTorch's torch.optim (foreach=False) in fp32. */
+typedef struct mxp_update_io {
+    float *master; /* (n) or NULL */
+    void *work;    /* (n) */
+    mxp_dtype work_dtype;
+    const void *grad; /* (n) */
+    mxp_dtype grad_dtype;
+    float grad_mul;
+    size_t n;
+    uint64_t *n_updated; /* optional */
+    uint64_t *n_lost;    /* optional */
+} mxp_update_io;
+
+/* SGD as torch.optim.SGD: g += weight_decay * w; with momentum:
+ * buf = g on the first step, else momentum * buf + (1 - dampening) * g;
+ * g = nesterov ? g + momentum * buf : buf; w -= lr * g. */
+typedef struct mxp_sgd_hparams {
+    float lr, momentum, dampening, weight_decay;
+    int nesterov;
+} mxp_sgd_hparams;
+
+/* momentum_buf (n) fp32, required when momentum != 0 (else may be NULL);
+ * first_step != 0 initialises it from g. Errors: MXP_ERR_INVALID_ARG
+ * (NULL buffers, overlap), MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_sgd_update(const mxp_update_io *io, float *momentum_buf,
+                                  const mxp_sgd_hparams *h, int first_step);
+
+/* AdamW as torch.optim.AdamW: w *= 1 - lr * weight_decay; m = b1 m + (1 - b1) g;
+ * v = b2 v + (1 - b2) g^2; w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+ * t = step (>= 1). */
+typedef struct mxp_adamw_hparams {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;
+} mxp_adamw_hparams;
+
+/* m, v (n) fp32 moments. Errors: MXP_ERR_INVALID_ARG (NULL, step < 1,
+ * overlap), MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_adamw_update(const mxp_update_io *io, float *m, float *v,
+                                    const mxp_adamw_hparams *h);
+
+/* ---- value census (numerics statistics) ---------------------------------- */
+
+/* counts[c] += number of the n elements of x (dtype dt) in class c:
+ * 0 zero (either sign), 1 subnormal, 2 normal, 3 inf or NaN. Exact.
+ * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_count_classes(uint64_t counts[4], const void *x, mxp_dtype dt, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
