@@ -25,17 +25,24 @@ BUILD_PKGS=(
     make
     cmake
     pkg-config      # tests/pkgconfig_check.sh links a program the way a user would
+    zlib1g-dev      # zlib: reads gzipped IDX files (Fashion-MNIST ships as .gz)
+    libyaml-dev     # libyaml: parses Trainer-style YAML argument files
+    libjansson-dev  # JSON: safetensors headers, config.json
 )
 TEST_PKGS=(
     python3-numpy   # reference values (float16) in tests/reference
     python3-torch   # reference values (bfloat16) in tests/reference
     python3-pip     # to install the PyPI packages below
+    dataset-fashion-mnist # the default training data, /usr/share/datasets/fashion-mnist
 )
 TEST_PIP_PKGS=(
     # module==version. ml_dtypes: numpy dtypes for fp8. tests/reference/numerics_ref.bin was
     # made with 0.4.1 and test_numerics_fixture compares it byte for byte, so exactly that one
     # (it works with Debian's numpy 1.24); tests that need it skip without it.
     ml_dtypes==0.4.1
+    # safetensors: the official reader and writer that test_safetensors_python checks our
+    # files against (a Rust wheel with no dependencies; it uses python3-torch). Skips without it.
+    safetensors==0.8.0
 )
 BENCH_PKGS=(
     libdnnl-dev     # oneDNN: the bf16 matmul we measure against
