@@ -10,7 +10,14 @@
  *                       rounding, classification, range statistics
  *   mixprec/tensor.h    strided tensors, views, the per-step arena
  *   mixprec/kernels.h   GEMM (fp32 accumulation), element-wise, reductions, softmax,
- *                       fused unscale + inf/NaN check
+ *                       conv (im2col), pooling, cross-entropy, dropout, optimizer updates
+ *   mixprec/autograd.h  the per-step graph: ops with forward, backward, precision class
+ *   mixprec/nn.h        parameters (master, work, grad copies), layers, mlp and cnn
+ *   mixprec/optim.h     SGD, AdamW, LR schedules, gradient norm and clipping
+ *   mixprec/amp.h       precision modes and the loss scaler (GradScaler semantics)
+ *   mixprec/data.h      IDX files ((Fashion-)MNIST), datasets, seeded loaders
+ *   mixprec/io.h        flat YAML arguments, JSON-lines metrics
+ *   mixprec/train.h     the accelerator (accelerate-style) and the Trainer loop
  *
  * Build against the installed library with pkg-config:
  *
@@ -32,5 +39,12 @@
 #include "mixprec/numerics.h"
 #include "mixprec/tensor.h"
 #include "mixprec/kernels.h"
+#include "mixprec/autograd.h"
+#include "mixprec/nn.h"
+#include "mixprec/optim.h"
+#include "mixprec/amp.h"
+#include "mixprec/data.h"
+#include "mixprec/io.h"
+#include "mixprec/train.h"
 
 #endif

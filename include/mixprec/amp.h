@@ -1,0 +1,86 @@
+/*
+ * mixprec/amp.h - precision modes and the loss scaler.
+ *
+ * A precision mode (no, fp16, bf16) fixes the working dtype of weights,
+ * activations and gradients; the fp32 master weights and optimizer state are
+ * the nn and optim layers' business (mxp_model_set_precision, mxp_optimizer).
+ *
+ * The loss scaler follows PyTorch's GradScaler exactly: the loss is
+ * multiplied by the scale before backward; after it, one pass finds whether
+ * any gradient is inf or NaN; then
+ *   overflow:  the step is skipped and scale *= backoff_factor (0.5), growth tracker = 0;
+ *   clean:     tracker += 1, and when it reaches growth_interval (2000),
+ *              scale *= growth_factor (2) if that stays finite, tracker = 0.
+ * On top, as options: DeepSpeed-style hysteresis (that many consecutive-or-not
+ * overflows are tolerated, each still skipping its step, before the scale
+ * backs off; the allowance refills when the scale grows) and min/max scale.
+ * A static scale (dynamic = 0) never changes, but a step whose gradients
+ * overflow is still skipped: an inf cannot be applied to a weight.
+ *
+ *     mxp_scaler s;  mxp_scaler_config c;  mxp_scaler_config_default(&c);
+ *     mxp_scaler_init(&s, &c);
+ *     ... backward with seed s.scale ...; found_inf from mxp_grad_norm
+ *     int skip = mxp_scaler_update(&s, found_inf);
+ */
+#ifndef MIXPREC_AMP_H
+#define MIXPREC_AMP_H
+
+#include <stdint.h>
+
+#include "mixprec/numerics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The `--mixed-precision` switch. Append-only. */
+typedef enum mxp_precision {
+    MXP_PREC_NO = 0,   /* fp32 everywhere */
+    MXP_PREC_FP16 = 1, /* fp16 working copies, fp32 master, dynamic loss scaling */
+    MXP_PREC_BF16 = 2  /* bf16 working copies, fp32 master, no scaling by default */
+} mxp_precision;
+
+/* "no" (also "fp32"), "fp16", "bf16" -> mode. Errors: MXP_ERR_INVALID_ARG with
+ * a message listing the choices. */
+MXP_API mxp_status mxp_precision_parse(const char *name, mxp_precision *out);
+MXP_API const char *mxp_precision_name(mxp_precision p);
+/* F32, F16 or BF16. */
+MXP_API mxp_dtype mxp_precision_dtype(mxp_precision p);
+
+typedef struct mxp_scaler_config {
+    int enabled;             /* 0: scale 1, no checks of its own (fp32/bf16 default) */
+    int dynamic;             /* 1: GradScaler updates; 0: static at init_scale */
+    float init_scale;        /* 65536 */
+    float growth_factor;     /* 2 */
+    float backoff_factor;    /* 0.5 */
+    int64_t growth_interval; /* 2000 clean steps */
+    int hysteresis;          /* 1 = back off at every overflow (GradScaler); DeepSpeed uses 2 */
+    float min_scale;         /* 0 = no floor */
+    float max_scale;         /* 0 = no ceiling (growth stops only at inf) */
+} mxp_scaler_config;
+
+/* GradScaler's defaults with enabled = 1, dynamic = 1, hysteresis 1, no bounds. */
+MXP_API void mxp_scaler_config_default(mxp_scaler_config *c);
+
+typedef struct mxp_scaler {
+    mxp_scaler_config cfg;
+    float scale;            /* multiply the loss by this (1 when disabled) */
+    int64_t growth_tracker; /* clean steps since the last change */
+    int hysteresis_left;    /* overflows still tolerated before a backoff */
+    int64_t skipped;        /* steps skipped so far */
+    int64_t overflows;      /* overflowing steps seen (= skipped) */
+} mxp_scaler;
+
+/* Errors: MXP_ERR_INVALID_ARG (a scale <= 0 or not finite, growth <= 1,
+ * backoff outside (0, 1), interval < 1, hysteresis < 1, min > max). */
+MXP_API mxp_status mxp_scaler_init(mxp_scaler *s, const mxp_scaler_config *c);
+
+/* Account for one optimizer step whose gradients did (found_inf != 0) or did
+ * not overflow; returns 1 when the step must be skipped, else 0. Updates the
+ * scale as described at the top. */
+MXP_API int mxp_scaler_update(mxp_scaler *s, int found_inf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,295 @@
+/*
+ * mixprec/train.h - the accelerate-style accelerator and the Trainer-style loop.
+ *
+ * The accelerator is the one object a training program talks to, as in
+ * Hugging Face accelerate: it resolves the precision settings (options, then
+ * the MIXPREC_* environment that `mixprec launch` sets, then defaults),
+ * prepares the model and optimizer for that precision, owns the step's graph
+ * (the autocast context) and the loss scaler, and turns "backward, clip,
+ * step" into the mixed-precision recipe: the loss times the scale, one pass
+ * for the unscaled norm and the overflow check, a skipped step on overflow,
+ * the update on fp32 master weights, the cast cache refreshed.
+ *
+ *     mxp_accelerator_options o;  mxp_accelerator_options_init(&o);
+ *     o.mixed_precision = "bf16";                       // Accelerator(mixed_precision="bf16")
+ *     mxp_accelerator_t *acc;  mxp_accelerator_create(&acc, &o);
+ *     mxp_accelerator_prepare(acc, model, opt, train, valid);
+ *     for (;;) {
+ *         mxp_var *x; const int32_t *y; int64_t b;
+ *         mxp_accelerator_next_batch(acc, train, &x, &y, &b);
+ *         if (b == 0) break;                            // end of the epoch
+ *         mxp_var *logits, *loss;
+ *         mxp_model_forward(model, mxp_accelerator_graph(acc), x, &logits);
+ *         mxp_op_cross_entropy(mxp_accelerator_graph(acc), &loss, logits, y);
+ *         mxp_accelerator_backward(acc, loss);         // accelerator.backward(loss)
+ *         mxp_accelerator_clip_grad_norm(acc, 1.0f, NULL);
+ *         mxp_accelerator_step(acc, NULL);             // optimizer.step(); zero_grad()
+ *     }
+ *
+ * The Trainer runs that loop for a whole job from arguments (flags, an
+ * `--args FILE.yaml` of Trainer-style keys such as `bf16: true`), evaluates,
+ * logs JSON lines and reports through a callback.
+ */
+#ifndef MIXPREC_TRAIN_H
+#define MIXPREC_TRAIN_H
+
+#include "mixprec/amp.h"
+#include "mixprec/data.h"
+#include "mixprec/io.h"
+#include "mixprec/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the accelerator ----------------------------------------------------------- */
+
+/* Unset fields (NULL, -1, 0 as noted) are taken from the environment variable
+ * named, else the default. */
+typedef struct mxp_accelerator_options {
+    const char
+        *mixed_precision;    /* "no" | "fp16" | "bf16"; NULL: MIXPREC_MIXED_PRECISION, else "no" */
+    int master_weights;      /* 1 on, 0 off; -1: MIXPREC_MASTER_WEIGHTS (on/off), else on */
+    const char *loss_scale;  /* "dynamic" or a number N > 0 (static); NULL:
+                                MIXPREC_LOSS_SCALE, else dynamic in fp16 and off otherwise */
+    int64_t growth_interval; /* 0: 2000 */
+    int hysteresis;          /* 0: 1 (GradScaler) */
+    float init_scale;        /* 0: 65536 */
+    float min_scale, max_scale; /* 0: no bound */
+    int grad_accum;  /* micro-batches per optimizer step; 0: MIXPREC_GRAD_ACCUM, else 1 */
+    int num_threads; /* 0: MIXPREC_NUM_THREADS, else every core */
+    uint64_t seed;   /* dropout masks */
+    int stats_every; /* count zero gradients and lost updates every N steps; 0 never */
+    int profile;     /* time every op (mxp_graph_profile) */
+} mxp_accelerator_options;
+
+/* Everything unset. */
+MXP_API void mxp_accelerator_options_init(mxp_accelerator_options *o);
+
+typedef struct mxp_accelerator mxp_accelerator_t;
+
+/* Resolve the options and the environment. Errors: MXP_ERR_INVALID_ARG with
+ * one line naming the bad setting and where it came from (e.g.
+ * "MIXPREC_MIXED_PRECISION=fp8: unknown mixed precision 'fp8' ..."). */
+MXP_API mxp_status mxp_accelerator_create(mxp_accelerator_t **out,
+                                          const mxp_accelerator_options *o);
+MXP_API void mxp_accelerator_free(mxp_accelerator_t *acc);
+
+/* accelerator.prepare(model, optimizer, train_loader, valid_loader): switch
+ * the model to the working dtype (with or without fp32 master weights), bind
+ * the optimizer to it, remember the loaders (lent; valid may be NULL).
+ * Retains model and optimizer, which must outlive the accelerator.
+ * Errors: MXP_ERR_INVALID_ARG (prepared twice), from the callees. */
+MXP_API mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model,
+                                           mxp_optimizer_t *opt, mxp_loader_t *train,
+                                           mxp_loader_t *valid);
+
+/* Learning rate per applied optimizer step (skipped steps do not advance it).
+ * Without one, the optimizer's lr is constant. Copied. */
+MXP_API void mxp_accelerator_set_schedule(mxp_accelerator_t *acc, const mxp_schedule *s);
+
+/* The graph of the current micro-batch: run the forward pass on it. */
+MXP_API mxp_graph_t *mxp_accelerator_graph(mxp_accelerator_t *acc);
+
+/* Start a micro-batch: reset the graph and read the next batch of ld into it,
+ * x (b, H, W, C) in the working dtype and labels (b), both valid until the
+ * next call. *b == 0 at the end of the epoch (the loader then needs
+ * mxp_loader_start_epoch). Errors: from the loader and the arena. */
+MXP_API mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
+                                              const int32_t **labels, int64_t *b);
+
+/* accelerator.backward(loss): backward from the fp32 scalar loss with the
+ * seed loss_scale / grad_accum, adding into the parameters' gradients.
+ * Errors: from mxp_graph_backward. */
+MXP_API mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *loss);
+
+/* 1 when the micro-batch just backpropagated completes a gradient
+ * accumulation cycle (the next mxp_accelerator_step updates the weights). */
+MXP_API int mxp_accelerator_sync_gradients(const mxp_accelerator_t *acc);
+
+/* The global norm of the unscaled gradients (one pass that also detects
+ * inf/NaN), and clip them to max_norm (> 0; 0 = only measure) by folding the
+ * coefficient into the update. *norm (optional) gets the norm before clipping
+ * (NaN on overflow). Meant to be called at a sync point, before step.
+ * Errors: MXP_ERR_INVALID_ARG (max_norm < 0). */
+MXP_API mxp_status mxp_accelerator_clip_grad_norm(mxp_accelerator_t *acc, float max_norm,
+                                                  float *norm);
+
+typedef struct mxp_step_result {
+    int stepped;             /* 1: this call ended an accumulation cycle */
+    int skipped;             /* 1: the gradients overflowed; weights, moments, schedule unchanged */
+    float lr;                /* the learning rate applied (0 if none) */
+    float grad_norm;         /* unscaled, before clipping; NaN on overflow */
+    float loss_scale;        /* the scale this step's gradients carried */
+    int have_stats;          /* the two fractions below were counted on this step */
+    double zero_grad_frac;   /* weight-gradient values that are zero in the working dtype */
+    double lost_update_frac; /* nonzero updates that rounding to the working dtype loses */
+} mxp_step_result;
+
+/* optimizer.step() + zero_grad(): at the end of an accumulation cycle, check
+ * for overflow (if clip_grad_norm did not), update the scaler, apply the
+ * optimizer unless the step is skipped, advance the schedule, clear the
+ * gradients. Between cycles it does nothing (stepped = 0). res is optional.
+ * Errors: from the optimizer. */
+MXP_API mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res);
+
+/* What the accelerator resolved, and its counters. */
+MXP_API mxp_precision mxp_accelerator_precision(const mxp_accelerator_t *acc);
+MXP_API const mxp_scaler *mxp_accelerator_scaler(const mxp_accelerator_t *acc);
+MXP_API int mxp_accelerator_master_weights(const mxp_accelerator_t *acc);
+MXP_API int mxp_accelerator_grad_accum(const mxp_accelerator_t *acc);
+MXP_API int64_t mxp_accelerator_applied_steps(const mxp_accelerator_t *acc);
+
+/* Bytes per kind of memory (DESIGN.md metrics "memory_bytes"). */
+typedef struct mxp_memory_report {
+    size_t weights;        /* working copies */
+    size_t master_weights; /* fp32 masters (0 in fp32 mode: the weights are the masters) */
+    size_t grads;
+    size_t optimizer;   /* moments */
+    size_t activations; /* the step graph's arena at its peak: activations, saved
+                           tensors, gradients of activations, the batch */
+} mxp_memory_report;
+MXP_API void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_report *r);
+
+/* ---- evaluation ------------------------------------------------------------------ */
+
+/* Mean cross-entropy and accuracy of model over every sample of ds, in
+ * batches of `batch`, in the model's working dtype, without dropout.
+ * Errors: from the callees. */
+MXP_API mxp_status mxp_evaluate(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
+                                double *loss, double *accuracy);
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+/* A checkpoint directory holds model.safetensors (the fp32 weights under their
+ * layer names, "conv1.weight", ...) and config.json (the model's
+ * configuration, the data normalisation, the precision it was trained in and
+ * the mixprec version). Both are written atomically. (The optimizer and
+ * scaler state for exact resumption is not saved yet.) */
+
+/* Save a model made by mxp_model_create into dir (created if missing): its
+ * fp32 master weights, or with master weights off its 16-bit weights widened
+ * exactly to fp32. Errors: MXP_ERR_INVALID_ARG (a hand-built model),
+ * MXP_ERR_IO (naming the path and the system error), MXP_ERR_NOMEM. */
+MXP_API mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, float mean, float std,
+                                       const char *mixed_precision);
+
+/* Rebuild the model saved in dir, in fp32 (ready for mxp_model_set_precision),
+ * and the normalisation it was trained with; *mixed_precision (optional, 8
+ * bytes) receives the precision it was trained in. Errors: MXP_ERR_IO (a file
+ * missing, named), MXP_ERR_FORMAT (config.json does not parse or names an
+ * unknown model; a weight missing or of another shape: the checkpoint is not
+ * of this model; each one line naming the file). */
+MXP_API mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, float *mean, float *std,
+                                       char *mixed_precision);
+
+/* ---- the Trainer ------------------------------------------------------------------ */
+
+typedef struct mxp_trainer_args {
+    char model[16];          /* "mlp" | "cnn" */
+    char data[512];          /* "fashion-mnist" (the Debian package's directory) or an IDX dir */
+    char mixed_precision[8]; /* "" = from the environment / accelerator default */
+    int master_weights;      /* -1 unset, 0, 1 */
+    char loss_scale[32];     /* "" unset, "dynamic" or N */
+    int hysteresis;          /* 0 = default */
+    int64_t growth_interval; /* 0 = default */
+    char optimizer[8];       /* "sgd" | "adamw" */
+    float lr;                /* 0 = the optimizer's default */
+    float weight_decay;      /* < 0 = the optimizer's default */
+    float momentum;          /* < 0 = default */
+    int nesterov;
+    char schedule[12]; /* "constant" | "cosine" */
+    int64_t warmup_steps;
+    int64_t batch_size;
+    int64_t epochs;
+    int64_t max_steps; /* > 0: stop after this many optimizer steps */
+    float grad_clip;   /* 0 = off */
+    int grad_accum;    /* 0 = from the environment, else 1 */
+    uint64_t seed;
+    int threads;    /* 0 = MIXPREC_NUM_THREADS or every core */
+    char log[512];  /* JSON-lines file, "" = none */
+    char save[512]; /* checkpoint directory written after every epoch, "" = none */
+    int64_t log_every;
+    int stats_every; /* numerics counters every N steps (0 = off) */
+    float dropout;   /* < 0 = the model's default */
+    int64_t hidden;  /* 0 = the model's default first hidden width */
+    int profile;
+} mxp_trainer_args;
+
+/* The defaults of `mixprec train`: cnn, fashion-mnist, bf16, AdamW lr 1e-3,
+ * cosine with 100 warmup steps, batch 128, 5 epochs, clip 1.0, seed 42,
+ * log every 1 step, numerics counted every 50 steps. */
+MXP_API void mxp_trainer_args_default(mxp_trainer_args *a);
+
+/* Set one argument from text: the key is an option name without dashes
+ * ("lr", "batch-size" or "batch_size") or a Hugging Face TrainingArguments
+ * name ("learning_rate", "per_device_train_batch_size", "num_train_epochs",
+ * "bf16", "fp16", "gradient_accumulation_steps", "max_grad_norm",
+ * "warmup_steps", "lr_scheduler_type", "logging_steps", ...). Used for
+ * command-line flags and for --args YAML alike. Errors: MXP_ERR_INVALID_ARG
+ * with one line naming the key and saying what is wrong ("batch-size: -3 is
+ * not a positive integer"); an unknown key lists where to look. */
+MXP_API mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key, const char *value);
+
+/* Apply every key of a flat YAML file (mxp_yaml_read_flat). Errors: as
+ * mxp_trainer_args_set, prefixed with file:line. */
+MXP_API mxp_status mxp_trainer_args_load(mxp_trainer_args *a, const char *path);
+
+/* What the trainer reports as it runs. */
+typedef enum mxp_train_event_kind {
+    MXP_TRAIN_EVENT_START = 0, /* before the first step: totals are known */
+    MXP_TRAIN_EVENT_STEP = 1,
+    MXP_TRAIN_EVENT_EVAL = 2,
+    MXP_TRAIN_EVENT_END = 3
+} mxp_train_event_kind;
+
+typedef struct mxp_train_summary {
+    char mixed_precision[8];
+    int master_weights;
+    int64_t steps, skipped_steps, total_steps, epochs;
+    double final_loss, test_loss, test_accuracy;
+    double wall_s, samples_per_s;
+    size_t peak_rss_bytes;
+    mxp_memory_report memory;
+    int64_t params;
+    /* numerics counted on every stats_every-th step (fractions; -1 if never counted) */
+    double zero_grad_frac, lost_update_frac;
+    float final_loss_scale;
+    char model_desc[256];
+    /* with args.profile: seconds per op kind over the whole run */
+    int n_profile;
+    struct {
+        char op[16];
+        double fwd_s, bwd_s;
+        int64_t calls;
+    } profile[16];
+} mxp_train_summary;
+
+typedef struct mxp_train_event {
+    mxp_train_event_kind kind;
+    int64_t step, epoch, total_steps; /* step: applied + skipped optimizer steps so far */
+    double loss;                      /* STEP: mean over the accumulation cycle; EVAL: test loss */
+    double accuracy;                  /* EVAL */
+    double samples_per_s, elapsed_s;
+    mxp_step_result res;              /* STEP */
+    const mxp_train_summary *summary; /* START (partial) and END */
+} mxp_train_event;
+
+typedef void (*mxp_train_callback)(const mxp_train_event *ev, void *user);
+
+/* Run a whole training job: load the data, build the model, train for
+ * epochs (or max_steps), evaluate on the test split after every epoch, write
+ * the JSON lines of DESIGN.md "Metrics" to a->log, call cb (optional) on each
+ * event. *summary (optional) receives the end summary. Errors: one line each,
+ * from the data (a missing dataset names the apt package), the arguments and
+ * the engine; a non-finite loss in fp32/bf16 mode without a loss scaler is
+ * MXP_ERR_NONFINITE naming the step. */
+MXP_API mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, void *user,
+                                   mxp_train_summary *summary);
+
+/* Peak resident set size of this process in bytes (getrusage), 0 if unknown. */
+MXP_API size_t mxp_peak_rss_bytes(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,515 @@
+/*
+ * ops.c - every differentiable op: its forward (through the kernels layer),
+ * what it saves, and its backward, all in one place (micrograd style).
+ * Precision follows the autocast classes of mixprec/autograd.h; no op here
+ * allocates outside the graph's arena.
+ */
+#include <string.h>
+
+#include "autograd/autograd_impl.h"
+#include "base/base_impl.h"
+
+/* ---- helpers -------------------------------------------------------------- */
+
+#define PROF_BEGIN(g) double prof_t0_ = mxp_graph_profiling(g) ? mxp_graph_clock() : 0.0
+#define PROF_END(g, op)                                                                            \
+    do {                                                                                           \
+        if (mxp_graph_profiling(g))                                                                \
+            mxp_graph_profile_forward(g, op, mxp_graph_clock() - prof_t0_);                        \
+    } while (0)
+
+static const char *shape_str(const mxp_tensor *t, char *buf, size_t size) {
+    return mxp_tensor_describe(t, buf, size);
+}
+
+static mxp_status tmp_like(mxp_graph_t *g, mxp_tensor **out, const mxp_tensor *t) {
+    return mxp_tensor_arena(mxp_graph_arena(g), out, t->dtype, t->ndim, t->shape);
+}
+
+static void *arena_ctx(mxp_graph_t *g, size_t size) {
+    void *p = mxp_arena_alloc(mxp_graph_arena(g), size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+/* A contribution computed by `fill` either straight into v's gradient (when
+ * it holds nothing yet) or into a temporary that is then added. Element-wise
+ * backward kernels overwrite their output, so this is how they get +=. */
+static mxp_status grad_dest(mxp_graph_t *g, mxp_var *v, mxp_tensor **dest, int *add) {
+    float beta;
+    *add = 0;
+    mxp_tensor *gt = mxp_var_grad_target(g, v, &beta);
+    if (!gt) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    *add = beta != 0.0f;
+    if (!*add) {
+        *dest = gt;
+        return MXP_OK;
+    }
+    return tmp_like(g, dest, v->value);
+}
+
+static mxp_status grad_commit(mxp_var *v, mxp_tensor *dest, int add) {
+    if (!add) return MXP_OK;
+    return mxp_add(v->grad->data, v->grad->data, dest->data, v->grad->dtype,
+                   (size_t)mxp_tensor_numel(dest));
+}
+
+/* grad(v) (n) += src (n) fp32 (a bias gradient from a column reduction),
+ * added in fp32 and rounded once to v's dtype. */
+static mxp_status grad_add_f32(mxp_graph_t *g, mxp_var *v, float *src, size_t n) {
+    float beta;
+    mxp_tensor *gt = mxp_var_grad_target(g, v, &beta);
+    if (!gt) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    if (beta != 0.0f) {
+        float *old = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof(float));
+        if (!old) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_convert(old, MXP_DTYPE_F32, gt->data, gt->dtype, n));
+        for (size_t i = 0; i < n; i++) src[i] += old[i];
+    }
+    return mxp_convert(gt->data, gt->dtype, src, MXP_DTYPE_F32, n);
+}
+
+static int needs_grad(const mxp_var *v) { return v && v->requires_grad; }
+
+/* dz = d(act(z))/dz * dy for the fused activations, given the op's saved
+ * output y (ReLU: y > 0 exactly where z > 0) or pre-activation z (GELU). */
+static mxp_status act_backward(mxp_graph_t *g, mxp_tensor **dz, mxp_act act, mxp_tensor *dy,
+                               const mxp_tensor *y, const mxp_tensor *pre) {
+    if (act == MXP_ACT_NONE) {
+        *dz = dy;
+        return MXP_OK;
+    }
+    MXP_TRY(tmp_like(g, dz, dy));
+    const size_t n = (size_t)mxp_tensor_numel(dy);
+    if (act == MXP_ACT_RELU) return mxp_relu_backward((*dz)->data, dy->data, y->data, dy->dtype, n);
+    return mxp_gelu_tanh_backward((*dz)->data, dy->data, pre->data, dy->dtype, n);
+}
+
+static mxp_status check_work(mxp_graph_t *g, const char *op, const char *what, const mxp_var *v) {
+    if (v->value->dtype != mxp_graph_dtype(g))
+        return MXP_FAIL(MXP_ERR_DTYPE, "%s: %s is %s but the graph works in %s", op, what,
+                        mxp_dtype_name(v->value->dtype), mxp_dtype_name(mxp_graph_dtype(g)));
+    return MXP_OK;
+}
+
+/* ---- cast to the working dtype (FOLLOW: the input's gradient dtype) -------- */
+
+static mxp_status cast_backward(mxp_graph_t *g, mxp_node *n) {
+    mxp_var *x = n->in[0];
+    mxp_tensor *d;
+    int add;
+    MXP_TRY(grad_dest(g, x, &d, &add));
+    MXP_TRY(mxp_convert(d->data, d->dtype, n->out->grad->data, n->out->grad->dtype,
+                        (size_t)mxp_tensor_numel(d)));
+    return grad_commit(x, d, add);
+}
+
+static mxp_status cast_to_work(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
+    if (x->value->dtype == mxp_graph_dtype(g)) {
+        *y = x;
+        return MXP_OK;
+    }
+    if (!mxp_tensor_is_contiguous(x->value))
+        return MXP_FAIL(MXP_ERR_SHAPE, "cast: the input must be contiguous");
+    MXP_TRY(mxp_graph_var(g, y, mxp_graph_dtype(g), x->value->ndim, x->value->shape));
+    MXP_TRY(mxp_convert((*y)->value->data, (*y)->value->dtype, x->value->data, x->value->dtype,
+                        (size_t)mxp_tensor_numel(x->value)));
+    return mxp_graph_record(g, "cast", MXP_PREC_CLASS_FOLLOW, *y, &x, 1, NULL, cast_backward);
+}
+
+/* ---- linear (LOW) ------------------------------------------------------------ */
+
+typedef struct linear_ctx {
+    mxp_act act;
+    mxp_tensor *pre; /* (B, N) z before the activation (GELU only) */
+} linear_ctx;
+
+static mxp_status linear_backward(mxp_graph_t *g, mxp_node *n) {
+    linear_ctx *c = n->ctx;
+    mxp_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const mxp_dtype dt = mxp_graph_dtype(g);
+    const size_t B = (size_t)x->value->shape[0], K = (size_t)x->value->shape[1];
+    const size_t N = (size_t)w->value->shape[0];
+    mxp_tensor *dz;
+    MXP_TRY(act_backward(g, &dz, c->act, n->out->grad, n->out->value, c->pre));
+    float beta;
+    if (needs_grad(x)) { /* dx (B, K) += dz (B, N) w (N, K) */
+        mxp_tensor *dx = mxp_var_grad_target(g, x, &beta);
+        if (!dx) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, B, K, N, 1.0f, dz->data, dt, N, w->value->data,
+                         dt, K, beta, dx->data, dx->dtype, K, NULL));
+    }
+    if (needs_grad(w)) { /* dw (N, K) += dz^T (N, B) x (B, K) */
+        mxp_tensor *dw = mxp_var_grad_target(g, w, &beta);
+        if (!dw) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, N, K, B, 1.0f, dz->data, dt, N, x->value->data,
+                         dt, K, beta, dw->data, dw->dtype, K, NULL));
+    }
+    if (needs_grad(b)) { /* db (N) += column sums of dz, fp32 */
+        float *s = mxp_arena_alloc(mxp_graph_arena(g), N * sizeof(float));
+        if (!s) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_reduce_cols(MXP_REDUCE_SUM, s, dz->data, dt, B, N));
+        MXP_TRY(grad_add_f32(g, b, s, N));
+    }
+    return MXP_OK;
+}
+
+mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                         mxp_act act) {
+    if (!g || !y || !x || !w) return MXP_FAIL(MXP_ERR_INVALID_ARG, "linear: NULL argument");
+    PROF_BEGIN(g);
+    char s1[96], s2[96];
+    if (x->value->ndim != 2 || w->value->ndim != 2 || x->value->shape[1] != w->value->shape[1] ||
+        (b && (b->value->ndim != 1 || b->value->shape[0] != w->value->shape[0])))
+        return MXP_FAIL(MXP_ERR_SHAPE, "linear: input %s does not fit weight %s",
+                        shape_str(x->value, s1, sizeof s1), shape_str(w->value, s2, sizeof s2));
+    MXP_TRY(check_work(g, "linear", "the weight", w));
+    if (b) MXP_TRY(check_work(g, "linear", "the bias", b));
+    MXP_TRY(cast_to_work(g, &x, x));
+    const mxp_dtype dt = mxp_graph_dtype(g);
+    const int64_t B = x->value->shape[0], K = x->value->shape[1], N = w->value->shape[0];
+    MXP_TRY(mxp_graph_var(g, y, dt, 2, (int64_t[]){B, N}));
+    linear_ctx *c = arena_ctx(g, sizeof *c);
+    if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    c->act = act;
+    mxp_gemm_epilogue epi = {.bias = b ? b->value->data : NULL,
+                             .bias_dtype = dt,
+                             .bias_mode = b ? MXP_BIAS_COL : MXP_BIAS_NONE,
+                             .act = act};
+    if (act == MXP_ACT_GELU_TANH && mxp_graph_training(g)) {
+        MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &c->pre, dt, 2, (int64_t[]){B, N}));
+        epi.pre_act = c->pre->data;
+        epi.ld_pre = (size_t)N;
+    }
+    MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_TRANS, (size_t)B, (size_t)N, (size_t)K, 1.0f, x->value->data,
+                     dt, (size_t)K, w->value->data, dt, (size_t)K, 0.0f, (*y)->value->data, dt,
+                     (size_t)N, &epi));
+    mxp_var *in[3] = {x, w, b};
+    MXP_TRY(mxp_graph_record(g, "linear", MXP_PREC_CLASS_LOW, *y, in, 3, c, linear_backward));
+    PROF_END(g, "linear");
+    return MXP_OK;
+}
+
+/* ---- conv2d (LOW): im2col + one GEMM, NHWC ----------------------------------- */
+
+typedef struct conv_ctx {
+    mxp_conv2d_geom geom;
+    mxp_act act;
+    mxp_tensor *cols; /* (B*OH*OW, K*K*Cin) */
+    mxp_tensor *pre;  /* (B*OH*OW, Cout), GELU only */
+} conv_ctx;
+
+static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
+    conv_ctx *c = n->ctx;
+    mxp_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    const mxp_dtype dt = mxp_graph_dtype(g);
+    const mxp_conv2d_geom *ge = &c->geom;
+    const size_t M = (size_t)(ge->B * ge->OH * ge->OW), KK = (size_t)(ge->KH * ge->KW * ge->C);
+    const size_t Co = (size_t)w->value->shape[0];
+    mxp_tensor *dz;
+    MXP_TRY(act_backward(g, &dz, c->act, n->out->grad, n->out->value, c->pre));
+    float beta;
+    if (needs_grad(w)) { /* dw (Co, KK) += dz^T (Co, M) cols (M, KK) */
+        mxp_tensor *dw = mxp_var_grad_target(g, w, &beta);
+        if (!dw) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, Co, KK, M, 1.0f, dz->data, dt, Co, c->cols->data,
+                         dt, KK, beta, dw->data, dt, KK, NULL));
+    }
+    if (needs_grad(b)) {
+        float *s = mxp_arena_alloc(mxp_graph_arena(g), Co * sizeof(float));
+        if (!s) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        MXP_TRY(mxp_reduce_cols(MXP_REDUCE_SUM, s, dz->data, dt, M, Co));
+        MXP_TRY(grad_add_f32(g, b, s, Co));
+    }
+    if (needs_grad(x)) { /* dcols (M, KK) = dz (M, Co) w (Co, KK); dx = col2im(dcols) */
+        mxp_tensor *dcols, *dx;
+        int add;
+        MXP_TRY(tmp_like(g, &dcols, c->cols));
+        MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, M, KK, Co, 1.0f, dz->data, dt, Co,
+                         w->value->data, dt, KK, 0.0f, dcols->data, dt, KK, NULL));
+        MXP_TRY(grad_dest(g, x, &dx, &add));
+        MXP_TRY(mxp_col2im(dx->data, dcols->data, dt, ge));
+        MXP_TRY(grad_commit(x, dx, add));
+    }
+    return MXP_OK;
+}
+
+mxp_status mxp_op_conv2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                         int64_t stride, int64_t pad, mxp_act act) {
+    if (!g || !y || !x || !w) return MXP_FAIL(MXP_ERR_INVALID_ARG, "conv2d: NULL argument");
+    PROF_BEGIN(g);
+    char s1[96], s2[96];
+    const mxp_tensor *xv = x->value, *wv = w->value;
+    if (xv->ndim != 4 || wv->ndim != 4 || xv->shape[3] != wv->shape[3] ||
+        wv->shape[1] != wv->shape[2] || !mxp_tensor_is_contiguous(xv) ||
+        (b && (b->value->ndim != 1 || b->value->shape[0] != wv->shape[0])))
+        return MXP_FAIL(MXP_ERR_SHAPE,
+                        "conv2d: input %s (B, H, W, Cin) does not fit weight %s (Cout, K, K, Cin)",
+                        shape_str(xv, s1, sizeof s1), shape_str(wv, s2, sizeof s2));
+    MXP_TRY(check_work(g, "conv2d", "the weight", w));
+    if (b) MXP_TRY(check_work(g, "conv2d", "the bias", b));
+    MXP_TRY(cast_to_work(g, &x, x));
+    const mxp_dtype dt = mxp_graph_dtype(g);
+    conv_ctx *c = arena_ctx(g, sizeof *c);
+    if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    xv = x->value;
+    MXP_TRY(mxp_conv2d_geom_init(&c->geom, xv->shape[0], xv->shape[1], xv->shape[2], xv->shape[3],
+                                 wv->shape[1], wv->shape[2], stride, pad));
+    c->act = act;
+    const mxp_conv2d_geom *ge = &c->geom;
+    const int64_t M = ge->B * ge->OH * ge->OW, KK = ge->KH * ge->KW * ge->C, Co = wv->shape[0];
+    MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &c->cols, dt, 2, (int64_t[]){M, KK}));
+    MXP_TRY(mxp_im2col(c->cols->data, xv->data, dt, ge));
+    MXP_TRY(mxp_graph_var(g, y, dt, 4, (int64_t[]){ge->B, ge->OH, ge->OW, Co}));
+    mxp_gemm_epilogue epi = {.bias = b ? b->value->data : NULL,
+                             .bias_dtype = dt,
+                             .bias_mode = b ? MXP_BIAS_COL : MXP_BIAS_NONE,
+                             .act = act};
+    if (act == MXP_ACT_GELU_TANH && mxp_graph_training(g)) {
+        MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &c->pre, dt, 2, (int64_t[]){M, Co}));
+        epi.pre_act = c->pre->data;
+        epi.ld_pre = (size_t)Co;
+    }
+    MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_TRANS, (size_t)M, (size_t)Co, (size_t)KK, 1.0f,
+                     c->cols->data, dt, (size_t)KK, wv->data, dt, (size_t)KK, 0.0f,
+                     (*y)->value->data, dt, (size_t)Co, &epi));
+    mxp_var *in[3] = {x, w, b};
+    MXP_TRY(mxp_graph_record(g, "conv2d", MXP_PREC_CLASS_LOW, *y, in, 3, c, conv_backward));
+    PROF_END(g, "conv2d");
+    return MXP_OK;
+}
+
+/* ---- max pooling (FOLLOW) ---------------------------------------------------- */
+
+typedef struct pool_ctx {
+    int64_t K, stride;
+    int32_t *argmax; /* (B, OH, OW, C) */
+} pool_ctx;
+
+static mxp_status pool_backward(mxp_graph_t *g, mxp_node *n) {
+    pool_ctx *c = n->ctx;
+    mxp_var *x = n->in[0];
+    const int64_t *s = x->value->shape;
+    mxp_tensor *dx;
+    int add;
+    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_maxpool2d_backward(dx->data, n->out->grad->data, c->argmax, dx->dtype, s[0], s[1],
+                                   s[2], s[3], c->K, c->stride));
+    return grad_commit(x, dx, add);
+}
+
+mxp_status mxp_op_maxpool2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, int64_t K, int64_t stride) {
+    if (!g || !y || !x) return MXP_FAIL(MXP_ERR_INVALID_ARG, "maxpool2d: NULL argument");
+    PROF_BEGIN(g);
+    char s1[96];
+    const mxp_tensor *xv = x->value;
+    if (xv->ndim != 4 || !mxp_tensor_is_contiguous(xv) || K < 1 || stride < 1 || K > xv->shape[1] ||
+        K > xv->shape[2])
+        return MXP_FAIL(MXP_ERR_SHAPE, "maxpool2d: window %lld stride %lld on input %s",
+                        (long long)K, (long long)stride, shape_str(xv, s1, sizeof s1));
+    const int64_t B = xv->shape[0], H = xv->shape[1], W = xv->shape[2], C = xv->shape[3];
+    const int64_t OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
+    MXP_TRY(mxp_graph_var(g, y, xv->dtype, 4, (int64_t[]){B, OH, OW, C}));
+    pool_ctx *c = arena_ctx(g, sizeof *c);
+    if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    c->K = K;
+    c->stride = stride;
+    if (mxp_graph_training(g) && x->requires_grad) {
+        c->argmax =
+            mxp_arena_alloc(mxp_graph_arena(g), (size_t)(B * OH * OW * C) * sizeof(int32_t));
+        if (!c->argmax) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    }
+    MXP_TRY(mxp_maxpool2d_forward((*y)->value->data, c->argmax, xv->data, xv->dtype, B, H, W, C, K,
+                                  stride));
+    MXP_TRY(mxp_graph_record(g, "maxpool2d", MXP_PREC_CLASS_FOLLOW, *y, &x, 1, c, pool_backward));
+    PROF_END(g, "maxpool2d");
+    return MXP_OK;
+}
+
+/* ---- element-wise activations (FOLLOW) ---------------------------------------- */
+
+static mxp_status relu_backward(mxp_graph_t *g, mxp_node *n) {
+    mxp_var *x = n->in[0];
+    mxp_tensor *dx;
+    int add;
+    MXP_TRY(grad_dest(g, x, &dx, &add));
+    /* y > 0 exactly where x > 0, so the saved output serves as the mask */
+    MXP_TRY(mxp_relu_backward(dx->data, n->out->grad->data, n->out->value->data, dx->dtype,
+                              (size_t)mxp_tensor_numel(dx)));
+    return grad_commit(x, dx, add);
+}
+
+static mxp_status gelu_backward(mxp_graph_t *g, mxp_node *n) {
+    mxp_var *x = n->in[0];
+    mxp_tensor *dx;
+    int add;
+    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_gelu_tanh_backward(dx->data, n->out->grad->data, x->value->data, dx->dtype,
+                                   (size_t)mxp_tensor_numel(dx)));
+    return grad_commit(x, dx, add);
+}
+
+static mxp_status unary(mxp_graph_t *g, mxp_var **y, mxp_var *x, const char *op,
+                        mxp_backward_fn bwd) {
+    if (!g || !y || !x) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: NULL argument", op);
+    if (!mxp_tensor_is_contiguous(x->value))
+        return MXP_FAIL(MXP_ERR_SHAPE, "%s: the input must be contiguous", op);
+    PROF_BEGIN(g);
+    const mxp_tensor *xv = x->value;
+    const size_t n = (size_t)mxp_tensor_numel(xv);
+    MXP_TRY(mxp_graph_var(g, y, xv->dtype, xv->ndim, xv->shape));
+    if (bwd == relu_backward)
+        MXP_TRY(mxp_relu((*y)->value->data, xv->data, xv->dtype, n));
+    else
+        MXP_TRY(mxp_gelu_tanh((*y)->value->data, xv->data, xv->dtype, n));
+    MXP_TRY(mxp_graph_record(g, op, MXP_PREC_CLASS_FOLLOW, *y, &x, 1, NULL, bwd));
+    PROF_END(g, op);
+    return MXP_OK;
+}
+
+mxp_status mxp_op_relu(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
+    return unary(g, y, x, "relu", relu_backward);
+}
+
+mxp_status mxp_op_gelu(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
+    return unary(g, y, x, "gelu", gelu_backward);
+}
+
+/* ---- add (FOLLOW) ---------------------------------------------------------------- */
+
+static mxp_status add_backward(mxp_graph_t *g, mxp_node *n) {
+    for (int i = 0; i < 2; i++)
+        if (needs_grad(n->in[i])) MXP_TRY(mxp_var_accumulate(g, n->in[i], n->out->grad));
+    return MXP_OK;
+}
+
+mxp_status mxp_op_add(mxp_graph_t *g, mxp_var **y, mxp_var *a, mxp_var *b) {
+    if (!g || !y || !a || !b) return MXP_FAIL(MXP_ERR_INVALID_ARG, "add: NULL argument");
+    char s1[96], s2[96];
+    const mxp_tensor *av = a->value, *bv = b->value;
+    if (av->dtype != bv->dtype || mxp_tensor_numel(av) != mxp_tensor_numel(bv) ||
+        av->ndim != bv->ndim || memcmp(av->shape, bv->shape, sizeof av->shape) != 0 ||
+        !mxp_tensor_is_contiguous(av) || !mxp_tensor_is_contiguous(bv))
+        return MXP_FAIL(MXP_ERR_SHAPE, "add: %s and %s differ (same shape and dtype needed)",
+                        shape_str(av, s1, sizeof s1), shape_str(bv, s2, sizeof s2));
+    MXP_TRY(mxp_graph_var(g, y, av->dtype, av->ndim, av->shape));
+    MXP_TRY(
+        mxp_add((*y)->value->data, av->data, bv->data, av->dtype, (size_t)mxp_tensor_numel(av)));
+    mxp_var *in[2] = {a, b};
+    return mxp_graph_record(g, "add", MXP_PREC_CLASS_FOLLOW, *y, in, 2, NULL, add_backward);
+}
+
+/* ---- flatten (a view) ------------------------------------------------------------- */
+
+static mxp_status flatten_backward(mxp_graph_t *g, mxp_node *n) {
+    mxp_var *x = n->in[0];
+    mxp_tensor view; /* the (B, F) gradient seen with x's shape */
+    MXP_TRY(mxp_tensor_reshape(&view, n->out->grad, x->value->ndim, x->value->shape));
+    return mxp_var_accumulate(g, x, &view);
+}
+
+mxp_status mxp_op_flatten(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
+    if (!g || !y || !x) return MXP_FAIL(MXP_ERR_INVALID_ARG, "flatten: NULL argument");
+    if (x->value->ndim < 1 || !mxp_tensor_is_contiguous(x->value))
+        return MXP_FAIL(MXP_ERR_SHAPE, "flatten: the input must be contiguous with a batch dim");
+    mxp_var *v = mxp_arena_alloc(mxp_graph_arena(g), sizeof *v);
+    mxp_tensor *t = mxp_arena_alloc(mxp_graph_arena(g), sizeof *t);
+    if (!v || !t) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    memset(v, 0, sizeof *v);
+    const int64_t B = x->value->shape[0];
+    const int64_t F = B ? mxp_tensor_numel(x->value) / B : 0;
+    MXP_TRY(mxp_tensor_reshape(t, x->value, 2, (int64_t[]){B, F}));
+    v->value = t;
+    *y = v;
+    return mxp_graph_record(g, "flatten", MXP_PREC_CLASS_FOLLOW, v, &x, 1, NULL, flatten_backward);
+}
+
+/* ---- dropout (FOLLOW) ------------------------------------------------------------- */
+
+typedef struct dropout_ctx {
+    float p;
+    uint8_t *mask; /* (numel) */
+} dropout_ctx;
+
+static mxp_status dropout_backward(mxp_graph_t *g, mxp_node *n) {
+    dropout_ctx *c = n->ctx;
+    mxp_var *x = n->in[0];
+    mxp_tensor *dx;
+    int add;
+    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_dropout_backward(dx->data, n->out->grad->data, c->mask, dx->dtype,
+                                 (size_t)mxp_tensor_numel(dx), c->p));
+    return grad_commit(x, dx, add);
+}
+
+mxp_status mxp_op_dropout(mxp_graph_t *g, mxp_var **y, mxp_var *x, float p) {
+    if (!g || !y || !x) return MXP_FAIL(MXP_ERR_INVALID_ARG, "dropout: NULL argument");
+    if (!(p >= 0.0f && p < 1.0f))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "dropout: p = %g is outside [0, 1)", (double)p);
+    if (!mxp_graph_training(g) || p == 0.0f) {
+        *y = x;
+        return MXP_OK;
+    }
+    if (!mxp_tensor_is_contiguous(x->value))
+        return MXP_FAIL(MXP_ERR_SHAPE, "dropout: the input must be contiguous");
+    PROF_BEGIN(g);
+    const size_t n = (size_t)mxp_tensor_numel(x->value);
+    dropout_ctx *c = arena_ctx(g, sizeof *c);
+    if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    c->p = p;
+    c->mask = mxp_arena_alloc(mxp_graph_arena(g), n);
+    if (!c->mask) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    MXP_TRY(mxp_graph_var(g, y, x->value->dtype, x->value->ndim, x->value->shape));
+    uint64_t seed;
+    const uint64_t off = mxp_graph_rng_take(g, n, &seed);
+    MXP_TRY(mxp_dropout_forward((*y)->value->data, c->mask, x->value->data, x->value->dtype, n, p,
+                                seed, off));
+    MXP_TRY(mxp_graph_record(g, "dropout", MXP_PREC_CLASS_FOLLOW, *y, &x, 1, c, dropout_backward));
+    PROF_END(g, "dropout");
+    return MXP_OK;
+}
+
+/* ---- softmax cross-entropy (FP32) ------------------------------------------------- */
+
+typedef struct ce_ctx {
+    float *probs;          /* (B, V) fp32 */
+    const int32_t *labels; /* (B), lent */
+} ce_ctx;
+
+static mxp_status ce_backward(mxp_graph_t *g, mxp_node *n) {
+    ce_ctx *c = n->ctx;
+    mxp_var *x = n->in[0];
+    const int64_t B = x->value->shape[0], V = x->value->shape[1];
+    const float dloss = *(const float *)n->out->grad->data; /* the loss scale */
+    mxp_tensor *dx;
+    int add;
+    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_cross_entropy_backward(dx->data, dx->dtype, c->probs, c->labels, B, V, dloss));
+    return grad_commit(x, dx, add);
+}
+
+mxp_status mxp_op_cross_entropy(mxp_graph_t *g, mxp_var **loss, mxp_var *logits,
+                                const int32_t *labels) {
+    if (!g || !loss || !logits || !labels)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "cross_entropy: NULL argument");
+    char s1[96];
+    if (logits->value->ndim != 2 || !mxp_tensor_is_contiguous(logits->value))
+        return MXP_FAIL(MXP_ERR_SHAPE, "cross_entropy: logits %s must be (B, V)",
+                        shape_str(logits->value, s1, sizeof s1));
+    PROF_BEGIN(g);
+    const int64_t B = logits->value->shape[0], V = logits->value->shape[1];
+    ce_ctx *c = arena_ctx(g, sizeof *c);
+    if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    c->labels = labels;
+    if (mxp_graph_training(g) && logits->requires_grad) {
+        c->probs = mxp_arena_alloc(mxp_graph_arena(g), (size_t)(B * V) * sizeof(float));
+        if (!c->probs) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    }
+    MXP_TRY(mxp_graph_var(g, loss, MXP_DTYPE_F32, 0, NULL));
+    MXP_TRY(mxp_cross_entropy_forward((float *)(*loss)->value->data, c->probs, logits->value->data,
+                                      logits->value->dtype, labels, B, V));
+    MXP_TRY(mxp_graph_record(g, "cross_entropy", MXP_PREC_CLASS_FP32, *loss, &logits, 1, c,
+                             ce_backward));
+    PROF_END(g, "cross_entropy");
+    return MXP_OK;
+}

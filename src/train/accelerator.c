@@ -1,0 +1,346 @@
+/*
+ * accelerator.c - the accelerate-style object: settings from options and the
+ * MIXPREC_* environment, prepare(), backward with the loss scale, clipping on
+ * unscaled gradients, the skip-on-overflow step, memory accounting, and
+ * evaluation. It owns the step graph and the scaler; it computes nothing
+ * itself.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "base/base_impl.h"
+#include "mixprec/train.h"
+
+struct mxp_accelerator {
+    mxp_precision prec;
+    mxp_dtype work;
+    int master_weights;
+    int grad_accum;
+    int stats_every;
+    uint64_t seed;
+    mxp_scaler scaler;
+    mxp_graph_t *graph;
+    mxp_model_t *model;   /* retained */
+    mxp_optimizer_t *opt; /* retained */
+    mxp_loader_t *train, *valid;
+    int have_schedule;
+    mxp_schedule sched;
+    int micro;     /* micro-batches backpropagated in this cycle */
+    int norm_done; /* clip_grad_norm ran in this cycle */
+    int found_inf;
+    float norm, clip_coef;
+    int64_t applied;     /* optimizer steps applied */
+    int64_t cycles;      /* optimizer steps applied or skipped */
+    int64_t micro_total; /* micro-batches ever: seeds dropout */
+};
+
+void mxp_accelerator_options_init(mxp_accelerator_options *o) {
+    memset(o, 0, sizeof *o);
+    o->master_weights = -1;
+}
+
+/* a setting: the option if set, else the environment variable, else NULL */
+static const char *pick(const char *opt, const char *env, const char **from) {
+    if (opt) {
+        *from = "option";
+        return opt;
+    }
+    const char *e = getenv(env);
+    if (e && *e) {
+        *from = env;
+        return e;
+    }
+    return NULL;
+}
+
+static mxp_status parse_int_env(const char *env, int *out) {
+    const char *e = getenv(env);
+    if (!e || !*e) return MXP_OK;
+    char *end;
+    long v = strtol(e, &end, 10);
+    if (*end || v < 1 || v > 1 << 20)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s=%s: expected a positive integer", env, e);
+    *out = (int)v;
+    return MXP_OK;
+}
+
+mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator_options *o) {
+    if (!out || !o) return MXP_FAIL(MXP_ERR_INVALID_ARG, "out or options is NULL");
+    *out = NULL;
+    const char *from = "default";
+    mxp_precision prec = MXP_PREC_NO;
+    const char *mp = pick(o->mixed_precision, "MIXPREC_MIXED_PRECISION", &from);
+    if (mp && mxp_precision_parse(mp, &prec) != MXP_OK)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "%s%s%s: unknown mixed precision '%s' (choose no, fp16 or bf16)",
+                        strcmp(from, "option") ? from : "mixed precision",
+                        strcmp(from, "option") ? "=" : "", strcmp(from, "option") ? mp : "", mp);
+    int master = o->master_weights;
+    if (master < 0) {
+        const char *e = getenv("MIXPREC_MASTER_WEIGHTS");
+        master = 1;
+        if (e && *e) {
+            if (strcmp(e, "on") == 0 || strcmp(e, "1") == 0)
+                master = 1;
+            else if (strcmp(e, "off") == 0 || strcmp(e, "0") == 0)
+                master = 0;
+            else
+                return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                                "MIXPREC_MASTER_WEIGHTS=%s: expected on or off", e);
+        }
+    }
+    mxp_scaler_config sc;
+    mxp_scaler_config_default(&sc);
+    sc.enabled = prec == MXP_PREC_FP16;
+    const char *ls = pick(o->loss_scale, "MIXPREC_LOSS_SCALE", &from);
+    if (ls) {
+        if (strcmp(ls, "dynamic") == 0) {
+            sc.enabled = prec != MXP_PREC_NO;
+        } else {
+            char *end;
+            const double v = strtod(ls, &end);
+            if (*end || !(v > 0.0) || !isfinite(v) || v > 3.0e38)
+                return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                                "loss scale '%s' (%s): expected 'dynamic' or a positive number", ls,
+                                from);
+            sc.enabled = 1;
+            sc.dynamic = 0;
+            sc.init_scale = (float)v;
+        }
+    }
+    if (o->init_scale > 0.0f && sc.dynamic) sc.init_scale = o->init_scale;
+    if (o->growth_interval > 0) sc.growth_interval = o->growth_interval;
+    if (o->hysteresis > 0) sc.hysteresis = o->hysteresis;
+    sc.min_scale = o->min_scale;
+    sc.max_scale = o->max_scale;
+    int accum = o->grad_accum;
+    if (accum <= 0) {
+        accum = 1;
+        MXP_TRY(parse_int_env("MIXPREC_GRAD_ACCUM", &accum));
+    }
+    int threads = o->num_threads;
+    if (threads <= 0) MXP_TRY(parse_int_env("MIXPREC_NUM_THREADS", &threads));
+    if (threads > 0) MXP_TRY(mxp_set_num_threads(threads));
+
+    mxp_accelerator_t *acc = mxp_alloc(sizeof *acc);
+    if (!acc) return MXP_FAIL(MXP_ERR_NOMEM, "accelerator");
+    memset(acc, 0, sizeof *acc);
+    acc->prec = prec;
+    acc->work = mxp_precision_dtype(prec);
+    acc->master_weights = prec == MXP_PREC_NO ? 1 : master;
+    acc->grad_accum = accum;
+    acc->stats_every = o->stats_every;
+    acc->seed = o->seed;
+    acc->clip_coef = 1.0f;
+    mxp_status st = mxp_scaler_init(&acc->scaler, &sc);
+    if (st == MXP_OK) st = mxp_graph_create(&acc->graph, acc->work);
+    if (st != MXP_OK) {
+        mxp_free(acc);
+        return st;
+    }
+    mxp_graph_set_profiling(acc->graph, o->profile);
+    *out = acc;
+    return MXP_OK;
+}
+
+void mxp_accelerator_free(mxp_accelerator_t *acc) {
+    if (!acc) return;
+    mxp_graph_free(acc->graph);
+    mxp_free(acc);
+}
+
+mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model, mxp_optimizer_t *opt,
+                                   mxp_loader_t *train, mxp_loader_t *valid) {
+    if (!acc || !model || !opt)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "prepare: NULL model or optimizer");
+    if (acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "prepare was already called");
+    MXP_TRY(mxp_model_set_precision(model, acc->work, acc->master_weights));
+    MXP_TRY(mxp_optimizer_bind(opt, model));
+    mxp_model_zero_grad(model);
+    acc->model = model;
+    acc->opt = opt;
+    acc->train = train;
+    acc->valid = valid;
+    return MXP_OK;
+}
+
+void mxp_accelerator_set_schedule(mxp_accelerator_t *acc, const mxp_schedule *s) {
+    acc->have_schedule = s != NULL;
+    if (s) acc->sched = *s;
+}
+
+mxp_graph_t *mxp_accelerator_graph(mxp_accelerator_t *acc) { return acc->graph; }
+
+mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
+                                      const int32_t **labels, int64_t *b) {
+    if (!acc || !ld || !x || !labels || !b) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
+    mxp_graph_reset(acc->graph);
+    mxp_graph_set_seed(acc->graph,
+                       acc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)));
+    const mxp_dataset_t *ds = mxp_loader_dataset(ld);
+    /* room for a full batch; the loader says how many it filled */
+    const int64_t cap = mxp_loader_batch_size(ld);
+    mxp_tensor *xt;
+    MXP_TRY(mxp_tensor_arena(mxp_graph_arena(acc->graph), &xt, acc->work, 4,
+                             (int64_t[]){cap, ds->H, ds->W, ds->C}));
+    int32_t *y = mxp_arena_alloc(mxp_graph_arena(acc->graph), (size_t)cap * sizeof *y);
+    if (!y) return MXP_FAIL(MXP_ERR_NOMEM, "batch labels");
+    MXP_TRY(mxp_loader_next(ld, xt->data, acc->work, y, b));
+    xt->shape[0] = *b; /* a short last batch: the same storage, fewer rows */
+    *x = mxp_graph_input(acc->graph, xt);
+    if (!*x) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    *labels = y;
+    return MXP_OK;
+}
+
+mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *loss) {
+    if (!acc || !loss) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward: NULL argument");
+    if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward before prepare");
+    const float seed = acc->scaler.scale / (float)acc->grad_accum;
+    MXP_TRY(mxp_graph_backward(acc->graph, loss, seed));
+    acc->micro++;
+    acc->micro_total++;
+    return MXP_OK;
+}
+
+int mxp_accelerator_sync_gradients(const mxp_accelerator_t *acc) {
+    return acc->micro >= acc->grad_accum;
+}
+
+mxp_status mxp_accelerator_clip_grad_norm(mxp_accelerator_t *acc, float max_norm, float *norm) {
+    if (!acc || !(max_norm >= 0.0f)) return MXP_FAIL(MXP_ERR_INVALID_ARG, "max norm must be >= 0");
+    if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "clip_grad_norm before prepare");
+    MXP_TRY(mxp_grad_norm(acc->model, 1.0f / acc->scaler.scale, &acc->norm, &acc->found_inf));
+    acc->norm_done = 1;
+    acc->clip_coef = max_norm > 0.0f && !acc->found_inf ? mxp_clip_coef(acc->norm, max_norm) : 1.0f;
+    if (norm) *norm = acc->norm;
+    return MXP_OK;
+}
+
+/* fraction of zero values among all weight-gradient elements */
+static mxp_status zero_grad_fraction(const mxp_model_t *m, double *frac) {
+    uint64_t c[4] = {0, 0, 0, 0};
+    for (int i = 0; i < m->n_params; i++) {
+        const mxp_param *p = m->params[i];
+        if (!p->var.has_grad) continue;
+        MXP_TRY(
+            mxp_count_classes(c, p->grad->data, p->grad->dtype, (size_t)mxp_tensor_numel(p->grad)));
+    }
+    const uint64_t total = c[0] + c[1] + c[2] + c[3];
+    *frac = total ? (double)c[0] / (double)total : 0.0;
+    return MXP_OK;
+}
+
+mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
+    mxp_step_result r;
+    memset(&r, 0, sizeof r);
+    if (!acc || !acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "step before prepare");
+    if (acc->micro < acc->grad_accum) {
+        if (res) *res = r;
+        return MXP_OK;
+    }
+    if (!acc->norm_done)
+        MXP_TRY(mxp_grad_norm(acc->model, 1.0f / acc->scaler.scale, &acc->norm, &acc->found_inf));
+    r.stepped = 1;
+    r.grad_norm = acc->norm;
+    r.loss_scale = acc->scaler.scale;
+    const float grad_mul = acc->clip_coef / acc->scaler.scale;
+    const int stats = acc->stats_every > 0 && acc->cycles % acc->stats_every == 0;
+    if (stats && !acc->found_inf) MXP_TRY(zero_grad_fraction(acc->model, &r.zero_grad_frac));
+    r.skipped = mxp_scaler_update(&acc->scaler, acc->found_inf);
+    if (!r.skipped) {
+        r.lr = acc->have_schedule ? mxp_schedule_lr(&acc->sched, acc->applied)
+                                  : mxp_optimizer_config(acc->opt)->lr;
+        mxp_update_stats us = {0, 0};
+        MXP_TRY(mxp_optimizer_step(acc->opt, r.lr, grad_mul, stats ? &us : NULL));
+        if (stats) {
+            r.have_stats = 1;
+            r.lost_update_frac = us.updated ? (double)us.lost / (double)us.updated : 0.0;
+        }
+        acc->applied++;
+    }
+    acc->cycles++;
+    mxp_model_zero_grad(acc->model);
+    acc->micro = 0;
+    acc->norm_done = 0;
+    acc->found_inf = 0;
+    acc->clip_coef = 1.0f;
+    if (res) *res = r;
+    return MXP_OK;
+}
+
+mxp_precision mxp_accelerator_precision(const mxp_accelerator_t *acc) { return acc->prec; }
+const mxp_scaler *mxp_accelerator_scaler(const mxp_accelerator_t *acc) { return &acc->scaler; }
+int mxp_accelerator_master_weights(const mxp_accelerator_t *acc) { return acc->master_weights; }
+int mxp_accelerator_grad_accum(const mxp_accelerator_t *acc) { return acc->grad_accum; }
+int64_t mxp_accelerator_applied_steps(const mxp_accelerator_t *acc) { return acc->applied; }
+
+void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_report *r) {
+    memset(r, 0, sizeof *r);
+    if (acc->model) mxp_model_bytes(acc->model, &r->master_weights, &r->weights, &r->grads);
+    r->optimizer = mxp_optimizer_state_bytes(acc->opt);
+    r->activations = mxp_arena_peak(mxp_graph_arena(acc->graph));
+}
+
+size_t mxp_peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+mxp_status mxp_evaluate(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch, double *loss,
+                        double *accuracy) {
+    if (!model || !ds || batch < 1 || !loss || !accuracy)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "evaluate: bad arguments");
+    mxp_graph_t *g;
+    MXP_TRY(mxp_graph_create(&g, model->work));
+    mxp_graph_set_training(g, 0);
+    mxp_loader_t *ld = NULL;
+    mxp_status st = mxp_loader_create(&ld, ds, batch < ds->n ? batch : ds->n, 0, 0, 0);
+    double total = 0.0;
+    int64_t correct = 0, seen = 0;
+    const int64_t V = model->n_classes;
+    while (st == MXP_OK) {
+        mxp_graph_reset(g);
+        mxp_tensor *xt;
+        const int64_t cap = mxp_loader_batch_size(ld);
+        st = mxp_tensor_arena(mxp_graph_arena(g), &xt, model->work, 4,
+                              (int64_t[]){cap, ds->H, ds->W, ds->C});
+        int32_t *y = st == MXP_OK ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)cap * 4) : NULL;
+        if (st == MXP_OK && !y) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
+        int64_t b = 0;
+        if (st == MXP_OK) st = mxp_loader_next(ld, xt->data, model->work, y, &b);
+        if (st != MXP_OK || b == 0) break;
+        xt->shape[0] = b;
+        mxp_var *x = mxp_graph_input(g, xt), *logits = NULL, *l = NULL;
+        if (!x) st = MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        if (st == MXP_OK) st = mxp_model_forward(model, g, x, &logits);
+        if (st == MXP_OK) st = mxp_op_cross_entropy(g, &l, logits, y);
+        if (st != MXP_OK) break;
+        total += (double)*(float *)l->value->data * (double)b;
+        float *row = mxp_arena_alloc(mxp_graph_arena(g), (size_t)V * sizeof(float));
+        if (!row) {
+            st = MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+            break;
+        }
+        for (int64_t i = 0; i < b; i++) {
+            const char *src = (const char *)logits->value->data +
+                              (size_t)(i * V) * mxp_dtype_size(logits->value->dtype);
+            mxp_convert(row, MXP_DTYPE_F32, src, logits->value->dtype, (size_t)V);
+            int64_t best = 0;
+            for (int64_t j = 1; j < V; j++)
+                if (row[j] > row[best]) best = j;
+            correct += best == y[i];
+        }
+        seen += b;
+    }
+    mxp_loader_free(ld);
+    mxp_graph_free(g);
+    if (st != MXP_OK) return st;
+    *loss = seen ? total / (double)seen : NAN;
+    *accuracy = seen ? (double)correct / (double)seen : NAN;
+    return MXP_OK;
+}
