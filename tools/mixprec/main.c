@@ -12,6 +12,9 @@ static void help_help(FILE *out);
 static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
+    {"train", "train mlp or cnn on (Fashion-)MNIST in fp32, bf16 or fp16 (mixed precision)",
+     help_train, cmd_train},
+    {"eval", "test loss and accuracy of a checkpoint written by train --save", help_eval, cmd_eval},
     {"formats", "range of fp32, fp16, bf16 (fp8 with --all): max, min normal/subnormal, epsilon",
      help_formats, cmd_formats},
     {"inspect", "each VALUE's bits, stored value, rounding error and ulp in fp32, fp16, bf16",
@@ -24,7 +27,7 @@ static const cli_cmd commands[] = {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-static const char command_list[] = "formats, inspect, env, bench, help";
+static const char command_list[] = "train, eval, formats, inspect, env, bench, help";
 
 static const cli_cmd *find_command(const char *name) {
     for (int i = 0; i < NCOMMANDS; i++)
