@@ -5,6 +5,9 @@
  * allocates outside the graph's arena.
  */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "autograd/autograd_impl.h"
 #include "base/base_impl.h"
@@ -190,46 +193,116 @@ mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mx
     return MXP_OK;
 }
 
-/* ---- conv2d (LOW): im2col + one GEMM, NHWC ----------------------------------- */
+/* ---- conv2d (LOW): im2col + GEMM per chunk of images, NHWC ------------------- */
+/* The batch is cut into chunks of whole images (about CONV_CHUNK_ROWS output
+ * pixels each, a function of the shape alone) and each thread takes whole
+ * chunks: im2col of a chunk, its GEMM and, backward, its col2im all stay in
+ * the core's cache instead of streaming a batch-sized im2col matrix through
+ * memory. Nothing is saved for backward but x: the columns are rebuilt. The
+ * weight gradient is the sum over chunks, in chunk order, of fp32 partials,
+ * so it does not depend on the thread count. */
+
+enum { CONV_CHUNK_ROWS = 1024 };
 
 typedef struct conv_ctx {
-    mxp_conv2d_geom geom;
+    mxp_conv2d_geom geom; /* the whole batch */
+    int64_t per_chunk;    /* images per chunk */
     mxp_act act;
-    mxp_tensor *cols; /* (B*OH*OW, K*K*Cin) */
-    mxp_tensor *pre;  /* (B*OH*OW, Cout), GELU only */
+    mxp_tensor *pre; /* (B*OH*OW, Cout), GELU only */
 } conv_ctx;
+
+static int64_t conv_chunk_images(const mxp_conv2d_geom *g) {
+    const int64_t per = CONV_CHUNK_ROWS / (g->OH * g->OW);
+    return per < 1 ? 1 : per > g->B ? g->B : per;
+}
+
+/* the geometry of chunk c (images b0 .. b0 + n) */
+static mxp_conv2d_geom conv_chunk(const conv_ctx *c, int64_t ci, int64_t *b0) {
+    mxp_conv2d_geom g = c->geom;
+    *b0 = ci * c->per_chunk;
+    g.B = MXP_MIN(c->per_chunk, c->geom.B - *b0);
+    return g;
+}
+
+/* one arena buffer per thread of (rows, cols) elements of dt; NULL on failure */
+static char *per_thread(mxp_graph_t *g, int nt, size_t bytes) {
+    return mxp_arena_alloc(mxp_graph_arena(g), (size_t)nt * bytes);
+}
 
 static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
     conv_ctx *c = n->ctx;
     mxp_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const mxp_dtype dt = mxp_graph_dtype(g);
+    const size_t es = mxp_dtype_size(dt);
     const mxp_conv2d_geom *ge = &c->geom;
     const size_t M = (size_t)(ge->B * ge->OH * ge->OW), KK = (size_t)(ge->KH * ge->KW * ge->C);
     const size_t Co = (size_t)w->value->shape[0];
     mxp_tensor *dz;
     MXP_TRY(act_backward(g, &dz, c->act, n->out->grad, n->out->value, c->pre));
-    float beta;
-    if (needs_grad(w)) { /* dw (Co, KK) += dz^T (Co, M) cols (M, KK) */
-        mxp_tensor *dw = mxp_var_grad_target(g, w, &beta);
-        if (!dw) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-        MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, Co, KK, M, 1.0f, dz->data, dt, Co, c->cols->data,
-                         dt, KK, beta, dw->data, dt, KK, NULL));
-    }
     if (needs_grad(b)) {
         float *s = mxp_arena_alloc(mxp_graph_arena(g), Co * sizeof(float));
         if (!s) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
         MXP_TRY(mxp_reduce_cols(MXP_REDUCE_SUM, s, dz->data, dt, M, Co));
         MXP_TRY(grad_add_f32(g, b, s, Co));
     }
-    if (needs_grad(x)) { /* dcols (M, KK) = dz (M, Co) w (Co, KK); dx = col2im(dcols) */
-        mxp_tensor *dcols, *dx;
-        int add;
-        MXP_TRY(tmp_like(g, &dcols, c->cols));
-        MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, M, KK, Co, 1.0f, dz->data, dt, Co,
-                         w->value->data, dt, KK, 0.0f, dcols->data, dt, KK, NULL));
-        MXP_TRY(grad_dest(g, x, &dx, &add));
-        MXP_TRY(mxp_col2im(dx->data, dcols->data, dt, ge));
-        MXP_TRY(grad_commit(x, dx, add));
+    const int want_w = needs_grad(w), want_x = needs_grad(x);
+    if (!want_w && !want_x) return MXP_OK;
+    const int64_t nchunks = (ge->B + c->per_chunk - 1) / c->per_chunk;
+    const size_t crow = (size_t)(c->per_chunk * ge->OH * ge->OW); /* rows of a full chunk */
+    const int nt = (int)MXP_MIN((int64_t)mxp_num_threads(), nchunks);
+    char *cols = per_thread(g, nt, crow * KK * es);
+    char *dcols = want_x ? per_thread(g, nt, crow * KK * es) : NULL;
+    float *partial =
+        want_w ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)nchunks * Co * KK * sizeof(float))
+               : NULL; /* (nchunks, Co, KK) */
+    mxp_tensor *dx = NULL;
+    int add = 0;
+    if (want_x) MXP_TRY(grad_dest(g, x, &dx, &add));
+    if (!cols || (want_x && !dcols) || (want_w && !partial))
+        return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    const size_t img_x = (size_t)(ge->H * ge->W * ge->C);
+    mxp_status st = MXP_OK;
+    MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+    for (int64_t ci = 0; ci < nchunks; ci++) {
+        if (st != MXP_OK) continue;
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        int64_t b0;
+        const mxp_conv2d_geom cg = conv_chunk(c, ci, &b0);
+        const size_t rows = (size_t)(cg.B * cg.OH * cg.OW);
+        char *ct = cols + (size_t)tid * crow * KK * es;
+        const char *dzc = (const char *)dz->data + (size_t)b0 * (size_t)(ge->OH * ge->OW) * Co * es;
+        mxp_status s2 =
+            mxp_im2col(ct, (const char *)x->value->data + (size_t)b0 * img_x * es, dt, &cg);
+        /* dW partial (Co, KK) = dz_c^T (Co, rows) cols_c (rows, KK), fp32 */
+        if (s2 == MXP_OK && want_w)
+            s2 = mxp_gemm(MXP_TRANS, MXP_NO_TRANS, Co, KK, rows, 1.0f, dzc, dt, Co, ct, dt, KK,
+                          0.0f, partial + (size_t)ci * Co * KK, MXP_DTYPE_F32, KK, NULL);
+        if (s2 == MXP_OK && want_x) {
+            /* dcols_c (rows, KK) = dz_c (rows, Co) w (Co, KK); dx_c = col2im(dcols_c) */
+            char *dct = dcols + (size_t)tid * crow * KK * es;
+            s2 = mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, rows, KK, Co, 1.0f, dzc, dt, Co,
+                          w->value->data, dt, KK, 0.0f, dct, dt, KK, NULL);
+            if (s2 == MXP_OK)
+                s2 = mxp_col2im((char *)dx->data + (size_t)b0 * img_x * es, dct, dt, &cg);
+        }
+        if (s2 != MXP_OK) {
+            MXP_OMP(omp critical(mxp_conv_status))
+            st = s2;
+        }
+    }
+    MXP_TRY(st);
+    if (want_x) MXP_TRY(grad_commit(x, dx, add));
+    if (want_w) { /* the chunks' partials in chunk order, in fp32 */
+        const size_t nw = Co * KK;
+        for (int64_t ci = 1; ci < nchunks; ci++) {
+            const float *src = partial + (size_t)ci * nw;
+            for (size_t j = 0; j < nw; j++) partial[j] += src[j];
+        }
+        MXP_TRY(grad_add_f32(g, w, partial, nw));
     }
     return MXP_OK;
 }
@@ -250,29 +323,58 @@ mxp_status mxp_op_conv2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mx
     if (b) MXP_TRY(check_work(g, "conv2d", "the bias", b));
     MXP_TRY(cast_to_work(g, &x, x));
     const mxp_dtype dt = mxp_graph_dtype(g);
+    const size_t es = mxp_dtype_size(dt);
     conv_ctx *c = arena_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     xv = x->value;
     MXP_TRY(mxp_conv2d_geom_init(&c->geom, xv->shape[0], xv->shape[1], xv->shape[2], xv->shape[3],
                                  wv->shape[1], wv->shape[2], stride, pad));
     c->act = act;
+    c->per_chunk = conv_chunk_images(&c->geom);
     const mxp_conv2d_geom *ge = &c->geom;
     const int64_t M = ge->B * ge->OH * ge->OW, KK = ge->KH * ge->KW * ge->C, Co = wv->shape[0];
-    MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &c->cols, dt, 2, (int64_t[]){M, KK}));
-    MXP_TRY(mxp_im2col(c->cols->data, xv->data, dt, ge));
     MXP_TRY(mxp_graph_var(g, y, dt, 4, (int64_t[]){ge->B, ge->OH, ge->OW, Co}));
-    mxp_gemm_epilogue epi = {.bias = b ? b->value->data : NULL,
-                             .bias_dtype = dt,
-                             .bias_mode = b ? MXP_BIAS_COL : MXP_BIAS_NONE,
-                             .act = act};
-    if (act == MXP_ACT_GELU_TANH && mxp_graph_training(g)) {
+    if (act == MXP_ACT_GELU_TANH && mxp_graph_training(g))
         MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &c->pre, dt, 2, (int64_t[]){M, Co}));
-        epi.pre_act = c->pre->data;
-        epi.ld_pre = (size_t)Co;
+    const int64_t nchunks = (ge->B + c->per_chunk - 1) / c->per_chunk;
+    const size_t crow = (size_t)(c->per_chunk * ge->OH * ge->OW);
+    const int nt = (int)MXP_MIN((int64_t)mxp_num_threads(), nchunks);
+    char *cols = per_thread(g, nt, crow * (size_t)KK * es);
+    if (!cols) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    const size_t img_x = (size_t)(ge->H * ge->W * ge->C), img_y = (size_t)(ge->OH * ge->OW * Co);
+    mxp_status st = MXP_OK;
+    MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+    for (int64_t ci = 0; ci < nchunks; ci++) {
+        if (st != MXP_OK) continue;
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        int64_t b0;
+        const mxp_conv2d_geom cg = conv_chunk(c, ci, &b0);
+        const size_t rows = (size_t)(cg.B * cg.OH * cg.OW);
+        char *ct = cols + (size_t)tid * crow * (size_t)KK * es;
+        mxp_status s3 = mxp_im2col(ct, (const char *)xv->data + (size_t)b0 * img_x * es, dt, &cg);
+        mxp_gemm_epilogue epi = {.bias = b ? b->value->data : NULL,
+                                 .bias_dtype = dt,
+                                 .bias_mode = b ? MXP_BIAS_COL : MXP_BIAS_NONE,
+                                 .act = act};
+        if (c->pre) {
+            epi.pre_act = (char *)c->pre->data + (size_t)b0 * img_y * es;
+            epi.ld_pre = (size_t)Co;
+        }
+        if (s3 == MXP_OK)
+            s3 =
+                mxp_gemm(MXP_NO_TRANS, MXP_TRANS, rows, (size_t)Co, (size_t)KK, 1.0f, ct, dt,
+                         (size_t)KK, wv->data, dt, (size_t)KK, 0.0f,
+                         (char *)(*y)->value->data + (size_t)b0 * img_y * es, dt, (size_t)Co, &epi);
+        if (s3 != MXP_OK) {
+            MXP_OMP(omp critical(mxp_conv_status))
+            st = s3;
+        }
     }
-    MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_TRANS, (size_t)M, (size_t)Co, (size_t)KK, 1.0f,
-                     c->cols->data, dt, (size_t)KK, wv->data, dt, (size_t)KK, 0.0f,
-                     (*y)->value->data, dt, (size_t)Co, &epi));
+    MXP_TRY(st);
     mxp_var *in[3] = {x, w, b};
     MXP_TRY(mxp_graph_record(g, "conv2d", MXP_PREC_CLASS_LOW, *y, in, 3, c, conv_backward));
     PROF_END(g, "conv2d");

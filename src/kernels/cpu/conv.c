@@ -400,6 +400,33 @@ mxp_status mxp_maxpool2d_backward(void *dx, const void *dy, const int32_t *argma
     if (mxp_overlaps(dx, nx * es, dy, ny * es) || mxp_overlaps(dx, nx * es, argmax, ny * 4))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: dx overlaps dy or argmax", fn);
 
+    if (K <= stride) {
+        /* windows do not overlap: each input element receives at most one dy, so dx is
+         * zeros plus a scatter of dy's bits (exact in every dtype, no arithmetic) */
+        const int nt = (int)MXP_MIN((int64_t)mxp_ew_threads(nx, MXP_EW_GRAIN), B);
+        (void)nt;
+        MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+        for (int64_t b = 0; b < B; b++) {
+            char *dxb = (char *)dx + (size_t)(b * H * W * C) * es;
+            memset(dxb, 0, (size_t)(H * W * C) * es);
+            const size_t o0 = (size_t)(b * OH * OW * C), o1 = o0 + (size_t)(OH * OW * C);
+            for (size_t o = o0; o < o1; o += (size_t)C) {
+                const int32_t *am = argmax + o;
+                if (es == 2) {
+                    const uint16_t *src = (const uint16_t *)dy + o;
+                    uint16_t *dst = (uint16_t *)dxb;
+                    for (int64_t c = 0; c < C; c++)
+                        dst[(size_t)am[c] * (size_t)C + (size_t)c] = src[c];
+                } else {
+                    const uint32_t *src = (const uint32_t *)dy + o;
+                    uint32_t *dst = (uint32_t *)dxb;
+                    for (int64_t c = 0; c < C; c++)
+                        dst[(size_t)am[c] * (size_t)C + (size_t)c] = src[c];
+                }
+            }
+        }
+        return MXP_OK;
+    }
     const mxp_cvt_table *cvt = mxp_cvt_table_for(mxp_isa_active());
     const int64_t R = B * H;
     const int nt = (int)MXP_MIN((int64_t)mxp_ew_threads(MXP_MAX(nx, ny), MXP_EW_GRAIN), R);

@@ -128,56 +128,75 @@ const char *mxp_gemm_kernel_name(mxp_dtype a_type, mxp_dtype b_type) {
 /* ---- workspace kept between calls --------------------------------------- */
 
 /* Packing buffers are reused across calls: a fresh multi-megabyte block per
- * call would cost page faults comparable to a small GEMM. One cached block;
- * a concurrent caller that finds it busy allocates its own. */
+ * call would cost page faults comparable to a small GEMM. A few cached
+ * blocks, one per concurrent caller (the conv op runs one GEMM per thread
+ * inside its own parallel loop); a caller that finds every slot busy
+ * allocates its own. */
+enum { WS_SLOTS = 16 };
 static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
-static void *ws_cache;
-static size_t ws_cache_size;
-static int ws_busy;
-/* the hook that made ws_cache: the user may install another one between
- * calls, and the block must go back to the one it came from */
-static mxp_allocator ws_cache_allocator;
+typedef struct ws_slot {
+    void *block;
+    size_t size;
+    int busy;
+    /* the hook that made block: the user may install another one between
+     * calls, and the block must go back to the one it came from */
+    mxp_allocator allocator;
+} ws_slot;
+static ws_slot ws_slots[WS_SLOTS];
 
-static void ws_drop_cache(void) {
-    if (ws_cache) ws_cache_allocator.free(ws_cache, ws_cache_allocator.user);
-    ws_cache = NULL;
-    ws_cache_size = 0;
+static void ws_drop(ws_slot *s) {
+    if (s->block) s->allocator.free(s->block, s->allocator.user);
+    s->block = NULL;
+    s->size = 0;
 }
 
-static void *ws_get(size_t size, int *cached) {
+/* a block of `size` bytes; *slot is its cache slot, or -1 when it is the
+ * caller's own */
+static void *ws_get(size_t size, int *slot) {
     pthread_mutex_lock(&ws_lock);
-    if (!ws_busy) {
-        if (ws_cache_size < size) {
-            ws_drop_cache();
-            ws_cache = mxp_alloc(size);
-            ws_cache_allocator = mxp_allocator_current();
-            ws_cache_size = ws_cache ? size : 0;
+    int pick = -1;
+    for (int i = 0; i < WS_SLOTS; i++) { /* a free slot already big enough, else any free one */
+        if (ws_slots[i].busy) continue;
+        if (ws_slots[i].size >= size) {
+            pick = i;
+            break;
         }
-        if (ws_cache) {
-            ws_busy = 1;
-            *cached = 1;
+        if (pick < 0) pick = i;
+    }
+    if (pick >= 0) {
+        ws_slot *s = &ws_slots[pick];
+        if (s->size < size) {
+            ws_drop(s);
+            s->block = mxp_alloc(size);
+            s->allocator = mxp_allocator_current();
+            s->size = s->block ? size : 0;
+        }
+        if (s->block) {
+            s->busy = 1;
+            *slot = pick;
             pthread_mutex_unlock(&ws_lock);
-            return ws_cache;
+            return s->block;
         }
     }
     pthread_mutex_unlock(&ws_lock);
-    *cached = 0;
+    *slot = -1;
     return mxp_alloc(size);
 }
 
-static void ws_put(void *p, int cached) {
-    if (!cached) {
+static void ws_put(void *p, int slot) {
+    if (slot < 0) {
         mxp_free(p);
         return;
     }
     pthread_mutex_lock(&ws_lock);
-    ws_busy = 0;
+    ws_slots[slot].busy = 0;
     pthread_mutex_unlock(&ws_lock);
 }
 
 void mxp_gemm_release_workspace(void) {
     pthread_mutex_lock(&ws_lock);
-    if (!ws_busy) ws_drop_cache();
+    for (int i = 0; i < WS_SLOTS; i++)
+        if (!ws_slots[i].busy) ws_drop(&ws_slots[i]);
     pthread_mutex_unlock(&ws_lock);
 }
 
@@ -460,6 +479,9 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
 
     int nt = mxp_num_threads();
     if (2.0 * (double)M * (double)N * (double)K < PARALLEL_FLOPS) nt = 1;
+#ifdef _OPENMP
+    if (omp_in_parallel()) nt = 1; /* one GEMM per thread of the caller's loop */
+#endif
     int tm, tn;
     thread_grid(M, N, MR, NR, nt, &tm, &tn);
     nt = tm * tn; /* no thread that would only pack */
@@ -474,7 +496,7 @@ mxp_status mxp_gemm(mxp_trans ta, mxp_trans tb, size_t M, size_t N, size_t K, fl
                                                              : 0;
     const size_t bias_bytes = round_up(bias_len * sizeof(float), 64);
     const size_t total = a_bytes + p.bpack_stride * (size_t)nt + cacc_bytes + bias_bytes;
-    int cached = 0;
+    int cached = -1;
     char *ws = total ? ws_get(total, &cached) : NULL;
     if (total && !ws) return MXP_ERR_NOMEM;
     p.apack = ws;
