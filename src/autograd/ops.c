@@ -199,10 +199,12 @@ mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mx
  * chunks: im2col of a chunk, its GEMM and, backward, its col2im all stay in
  * the core's cache instead of streaming a batch-sized im2col matrix through
  * memory. Nothing is saved for backward but x: the columns are rebuilt. The
- * weight gradient is the sum over chunks, in chunk order, of fp32 partials,
- * so it does not depend on the thread count. */
+ * weight gradient sums fp32 partials of fixed groups of chunks in order, and
+ * the input gradient of a chunk is accumulated in fp32 and rounded once, so
+ * neither depends on the thread count. */
 
-enum { CONV_CHUNK_ROWS = 1024 };
+/* ~output pixels per chunk; at most this many weight-gradient partials */
+enum { CONV_CHUNK_ROWS = 1024, CONV_GROUPS = 16 };
 
 typedef struct conv_ctx {
     mxp_conv2d_geom geom; /* the whole batch */
@@ -247,47 +249,62 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
     }
     const int want_w = needs_grad(w), want_x = needs_grad(x);
     if (!want_w && !want_x) return MXP_OK;
+    /* chunks are taken in groups of G consecutive ones (G from the shape alone): a group's
+     * weight-gradient partial accumulates its chunks in order, in fp32 */
     const int64_t nchunks = (ge->B + c->per_chunk - 1) / c->per_chunk;
+    const int64_t G = (nchunks + CONV_GROUPS - 1) / CONV_GROUPS;
+    const int64_t ngroups = (nchunks + G - 1) / G;
     const size_t crow = (size_t)(c->per_chunk * ge->OH * ge->OW); /* rows of a full chunk */
-    const int nt = (int)MXP_MIN((int64_t)mxp_num_threads(), nchunks);
+    const size_t img_x = (size_t)(ge->H * ge->W * ge->C);
+    const int nt = (int)MXP_MIN((int64_t)mxp_num_threads(), ngroups);
     char *cols = per_thread(g, nt, crow * KK * es);
-    char *dcols = want_x ? per_thread(g, nt, crow * KK * es) : NULL;
+    /* dcols and the chunk's dx stay fp32 until dx is rounded once to dt */
+    float *dcols = want_x ? (float *)per_thread(g, nt, crow * KK * sizeof(float)) : NULL;
+    float *dxc = want_x && dt != MXP_DTYPE_F32
+                     ? (float *)per_thread(g, nt, (size_t)c->per_chunk * img_x * sizeof(float))
+                     : NULL;
     float *partial =
-        want_w ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)nchunks * Co * KK * sizeof(float))
-               : NULL; /* (nchunks, Co, KK) */
+        want_w ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)ngroups * Co * KK * sizeof(float))
+               : NULL; /* (ngroups, Co, KK) */
     mxp_tensor *dx = NULL;
     int add = 0;
     if (want_x) MXP_TRY(grad_dest(g, x, &dx, &add));
-    if (!cols || (want_x && !dcols) || (want_w && !partial))
+    if (!cols || (want_x && !dcols) || (want_x && dt != MXP_DTYPE_F32 && !dxc) ||
+        (want_w && !partial))
         return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-    const size_t img_x = (size_t)(ge->H * ge->W * ge->C);
     mxp_status st = MXP_OK;
     MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
-    for (int64_t ci = 0; ci < nchunks; ci++) {
-        if (st != MXP_OK) continue;
+    for (int64_t gi = 0; gi < ngroups; gi++) {
 #ifdef _OPENMP
         const int tid = omp_get_thread_num();
 #else
         const int tid = 0;
 #endif
-        int64_t b0;
-        const mxp_conv2d_geom cg = conv_chunk(c, ci, &b0);
-        const size_t rows = (size_t)(cg.B * cg.OH * cg.OW);
         char *ct = cols + (size_t)tid * crow * KK * es;
-        const char *dzc = (const char *)dz->data + (size_t)b0 * (size_t)(ge->OH * ge->OW) * Co * es;
-        mxp_status s2 =
-            mxp_im2col(ct, (const char *)x->value->data + (size_t)b0 * img_x * es, dt, &cg);
-        /* dW partial (Co, KK) = dz_c^T (Co, rows) cols_c (rows, KK), fp32 */
-        if (s2 == MXP_OK && want_w)
-            s2 = mxp_gemm(MXP_TRANS, MXP_NO_TRANS, Co, KK, rows, 1.0f, dzc, dt, Co, ct, dt, KK,
-                          0.0f, partial + (size_t)ci * Co * KK, MXP_DTYPE_F32, KK, NULL);
-        if (s2 == MXP_OK && want_x) {
-            /* dcols_c (rows, KK) = dz_c (rows, Co) w (Co, KK); dx_c = col2im(dcols_c) */
-            char *dct = dcols + (size_t)tid * crow * KK * es;
-            s2 = mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, rows, KK, Co, 1.0f, dzc, dt, Co,
-                          w->value->data, dt, KK, 0.0f, dct, dt, KK, NULL);
-            if (s2 == MXP_OK)
-                s2 = mxp_col2im((char *)dx->data + (size_t)b0 * img_x * es, dct, dt, &cg);
+        float *dct = want_x ? dcols + (size_t)tid * crow * KK : NULL;
+        float *dxt = dxc ? dxc + (size_t)tid * (size_t)c->per_chunk * img_x : NULL;
+        mxp_status s2 = MXP_OK;
+        for (int64_t ci = gi * G; ci < MXP_MIN(nchunks, (gi + 1) * G) && s2 == MXP_OK; ci++) {
+            int64_t b0;
+            const mxp_conv2d_geom cg = conv_chunk(c, ci, &b0);
+            const size_t rows = (size_t)(cg.B * cg.OH * cg.OW);
+            const char *dzc =
+                (const char *)dz->data + (size_t)b0 * (size_t)(ge->OH * ge->OW) * Co * es;
+            s2 = mxp_im2col(ct, (const char *)x->value->data + (size_t)b0 * img_x * es, dt, &cg);
+            /* dW partial (Co, KK) += dz_c^T (Co, rows) cols_c (rows, KK), fp32 */
+            if (s2 == MXP_OK && want_w)
+                s2 = mxp_gemm(MXP_TRANS, MXP_NO_TRANS, Co, KK, rows, 1.0f, dzc, dt, Co, ct, dt, KK,
+                              ci == gi * G ? 0.0f : 1.0f, partial + (size_t)gi * Co * KK,
+                              MXP_DTYPE_F32, KK, NULL);
+            if (s2 == MXP_OK && want_x) {
+                /* dcols_c (rows, KK) = dz_c (rows, Co) w (Co, KK) in fp32; dx_c = col2im */
+                s2 = mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, rows, KK, Co, 1.0f, dzc, dt, Co,
+                              w->value->data, dt, KK, 0.0f, dct, MXP_DTYPE_F32, KK, NULL);
+                char *dxo = (char *)dx->data + (size_t)b0 * img_x * es;
+                if (s2 == MXP_OK) s2 = mxp_col2im(dxt ? (void *)dxt : dxo, dct, MXP_DTYPE_F32, &cg);
+                if (s2 == MXP_OK && dxt)
+                    s2 = mxp_convert(dxo, dt, dxt, MXP_DTYPE_F32, (size_t)cg.B * img_x);
+            }
         }
         if (s2 != MXP_OK) {
             MXP_OMP(omp critical(mxp_conv_status))
@@ -296,10 +313,10 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
     }
     MXP_TRY(st);
     if (want_x) MXP_TRY(grad_commit(x, dx, add));
-    if (want_w) { /* the chunks' partials in chunk order, in fp32 */
+    if (want_w) { /* the groups' partials in group order, in fp32 */
         const size_t nw = Co * KK;
-        for (int64_t ci = 1; ci < nchunks; ci++) {
-            const float *src = partial + (size_t)ci * nw;
+        for (int64_t gi = 1; gi < ngroups; gi++) {
+            const float *src = partial + (size_t)gi * nw;
             for (size_t j = 0; j < nw; j++) partial[j] += src[j];
         }
         MXP_TRY(grad_add_f32(g, w, partial, nw));
