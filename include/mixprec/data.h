@@ -64,6 +64,14 @@ typedef mxp_dataset mxp_dataset_t;
 /* The default location of Fashion-MNIST (Debian package dataset-fashion-mnist). */
 #define MXP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* The directory a `--data` value names: "fashion-mnist" is the Debian
+ * package's directory, $MIXPREC_DATA_DIR/fashion-mnist when that variable is
+ * set, else MXP_FASHION_MNIST_DIR; any other value is a directory path, copied
+ * as is. Errors: MXP_ERR_IO when "fashion-mnist" is asked for and its
+ * directory does not exist (the message says `apt-get install
+ * dataset-fashion-mnist` or --data DIR), MXP_ERR_INVALID_ARG (too long). */
+MXP_API mxp_status mxp_dataset_dir(char *out, size_t cap, const char *data);
+
 /* Load split "train" or "test" from dir: files <prefix>-images-idx3-ubyte and
  * <prefix>-labels-idx1-ubyte (prefix "train" or "t10k"), each plain or with
  * ".gz" (the .gz is tried first). Checks that the image and label counts

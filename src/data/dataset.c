@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -46,6 +47,27 @@ static int is_default_dir(const char *dir) {
     for (const char *p = dir + n; *p; p++)
         if (*p != '/') return 0;
     return 1;
+}
+
+mxp_status mxp_dataset_dir(char *out, size_t cap, const char *data) {
+    if (!out || !cap || !data) return MXP_FAIL(MXP_ERR_INVALID_ARG, "dataset: NULL argument");
+    if (strcmp(data, "fashion-mnist") != 0) {
+        if ((size_t)snprintf(out, cap, "%s", data) >= cap)
+            return MXP_FAIL(MXP_ERR_INVALID_ARG, "dataset directory path is too long: %s", data);
+        return MXP_OK;
+    }
+    const char *root = getenv("MIXPREC_DATA_DIR");
+    const int k = root && *root ? snprintf(out, cap, "%s/fashion-mnist", root)
+                                : snprintf(out, cap, "%s", MXP_FASHION_MNIST_DIR);
+    if (k < 0 || (size_t)k >= cap)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "dataset directory path is too long: %s", root);
+    struct stat st;
+    if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))
+        return MXP_FAIL(MXP_ERR_IO,
+                        "fashion-mnist not found at %s (install it: apt-get install "
+                        "dataset-fashion-mnist, or pass --data DIR)",
+                        out);
+    return MXP_OK;
 }
 
 /* Read <dir>/<prefix>-<kind>-idx<d>-ubyte, trying ".gz" first. */

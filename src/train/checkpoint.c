@@ -144,7 +144,12 @@ mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, float *mean, 
     MXP_TRY(st);
     mxp_model_t *m;
     st = mxp_model_create(&m, &c);
-    if (st != MXP_OK) return MXP_FAIL(MXP_ERR_FORMAT, "%s: %s", path, mxp_last_error());
+    if (st != MXP_OK) { /* the message is rewritten in place: copy it first */
+        char why[512];
+        const char *msg = mxp_last_error(), *colon = strstr(msg, ": ");
+        snprintf(why, sizeof why, "%s", colon ? colon + 2 : msg);
+        return MXP_FAIL(MXP_ERR_FORMAT, "%s: %s", path, why);
+    }
     MXP_TRY(join(path, sizeof path, dir, "model.safetensors"));
     mxp_safetensors_t *f = NULL;
     st = mxp_safetensors_open(&f, path);

@@ -336,7 +336,8 @@ static void collect_profile(const char *op, double f, double b, int64_t calls, v
 
 static mxp_status setup(run *r) {
     const mxp_trainer_args *a = r->a;
-    const char *dir = strcmp(a->data, "fashion-mnist") == 0 ? MXP_FASHION_MNIST_DIR : a->data;
+    char dir[4096];
+    MXP_TRY(mxp_dataset_dir(dir, sizeof dir, a->data));
     MXP_TRY(mxp_dataset_load_idx(&r->train_ds, dir, "train"));
     MXP_TRY(mxp_dataset_load_idx(&r->test_ds, dir, "test"));
     MXP_TRY(mxp_dataset_set_norm(r->test_ds, r->train_ds->mean, r->train_ds->std));

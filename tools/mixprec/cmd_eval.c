@@ -56,11 +56,11 @@ int cmd_eval(int argc, char **argv) {
         return st == MXP_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
     }
     if (!vals[2]) mxp_precision_parse(trained, &prec);
-    const char *data =
-        vals[1] && strcmp(vals[1], "fashion-mnist") ? vals[1] : MXP_FASHION_MNIST_DIR;
+    char data[4096];
     mxp_dataset_t *test = NULL;
     double loss = 0, acc = 0;
-    st = mxp_dataset_load_idx(&test, data, "test");
+    st = mxp_dataset_dir(data, sizeof data, vals[1] ? vals[1] : "fashion-mnist");
+    if (st == MXP_OK) st = mxp_dataset_load_idx(&test, data, "test");
     if (st == MXP_OK) st = mxp_dataset_set_norm(test, mean, std);
     if (st == MXP_OK && (test->H != m->in_shape[0] || test->W != m->in_shape[1]))
         st = MXP_ERR_SHAPE, fprintf(stderr,
