@@ -314,12 +314,15 @@ static void pool_rows(void *y, int32_t *argmax, const void *x, mxp_dtype dt, int
                         }
                     }
                 }
-                /* the stored bits of the winner: exact, NaN payloads included */
+                /* the stored bits of the winner: exact, NaN payloads included (fp32 and bf16
+                 * widen by copying or shifting bits, so the winner's bits come back as they
+                 * were; fp16 reads them from x) */
                 if (dt == MXP_DTYPE_F32) {
-                    const uint32_t *src = (const uint32_t *)(const void *)img;
-                    uint32_t *dst = (uint32_t *)y + o + (size_t)c0;
+                    memcpy((uint32_t *)y + o + (size_t)c0, best, nc * sizeof(float));
+                } else if (dt == MXP_DTYPE_BF16) {
+                    uint16_t *dst = (uint16_t *)y + o + (size_t)c0;
                     for (size_t c = 0; c < nc; c++)
-                        dst[c] = src[(size_t)arg[c] * (size_t)C + (size_t)c0 + c];
+                        dst[c] = (uint16_t)(mxp_f32_bits(best[c]) >> 16);
                 } else {
                     const uint16_t *src = (const uint16_t *)(const void *)img;
                     uint16_t *dst = (uint16_t *)y + o + (size_t)c0;

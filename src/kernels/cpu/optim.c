@@ -11,35 +11,11 @@
 #include <string.h>
 
 #include "eltwise_impl.h"
+#include "optim_impl.h"
 
 #define F32 MXP_DTYPE_F32
 #define F16 MXP_DTYPE_F16
 #define BF16 MXP_DTYPE_BF16
-
-/* ---- what the kernels get ----------------------------------------------------------- */
-
-/* The hyperparameters as the fp32 constants of the formulas, each computed in double from
- * the fp32 hyperparameters and rounded once (as PyTorch turns its Python-float expressions
- * into the fp32 scalars of its kernels). optim_avx512.c repeats this struct and the slice
- * prototypes below word for word: they are the whole interface between the two files. */
-typedef struct mxp_optim_k {
-    float neg_lr, momentum, damp, wd; /* SGD: -lr, momentum, 1 - dampening, weight decay */
-    float decay, b1, c1, b2, c2;      /* AdamW: 1 - lr wd, beta1, 1 - beta1, beta2, 1 - beta2 */
-    float step_size, bc2_sqrt, eps;   /* lr / (1 - beta1^t), sqrt(1 - beta2^t), eps */
-    int has_wd, has_momentum, nesterov, first;
-} mxp_optim_k;
-
-/* Elements [lo, hi) of io; s0, s1 the optimizer state (SGD: momentum buffer or NULL, NULL;
- * AdamW: m, v); cnt[0] += updated, cnt[1] += lost (counted only when io asks for them). */
-typedef void (*mxp_update_slice_fn)(const mxp_update_io *io, float *s0, float *s1,
-                                    const mxp_optim_k *k, size_t lo, size_t hi, uint64_t cnt[2]);
-
-#ifdef MIXPREC_X86_KERNELS
-void mxp_sgd_slice_avx512(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
-                          size_t lo, size_t hi, uint64_t cnt[2]);
-void mxp_adamw_slice_avx512(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
-                            size_t lo, size_t hi, uint64_t cnt[2]);
-#endif
 
 /* ---- scalar reference ------------------------------------------------------------------ */
 

@@ -6,24 +6,12 @@
  * results are bit-identical to it. Tails by masked loads and stores. No threading and no
  * argument checks: optim.c does both.
  */
+#include "optim_impl.h"
 #include "vec_avx512.h"
 
 #define F32 MXP_DTYPE_F32
 #define F16 MXP_DTYPE_F16
 #define BF16 MXP_DTYPE_BF16
-
-/* As in optim.c, word for word (see there). */
-typedef struct mxp_optim_k {
-    float neg_lr, momentum, damp, wd; /* SGD: -lr, momentum, 1 - dampening, weight decay */
-    float decay, b1, c1, b2, c2;      /* AdamW: 1 - lr wd, beta1, 1 - beta1, beta2, 1 - beta2 */
-    float step_size, bc2_sqrt, eps;   /* lr / (1 - beta1^t), sqrt(1 - beta2^t), eps */
-    int has_wd, has_momentum, nesterov, first;
-} mxp_optim_k;
-
-void mxp_sgd_slice_avx512(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
-                          size_t lo, size_t hi, uint64_t cnt[2]);
-void mxp_adamw_slice_avx512(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
-                            size_t lo, size_t hi, uint64_t cnt[2]);
 
 /* ---- 16 lanes of any dtype ------------------------------------------------------------ */
 
