@@ -204,6 +204,7 @@ static void test_bad_input(const char *good) {
     EXPECT_USAGE("train", "--data", good, "--lr", "-1");
     EXPECT_USAGE("train", "--data", good, "--loss-scale", "0");
     EXPECT_USAGE("train", "--data", good, "--master-weights", "maybe");
+    EXPECT_USAGE("train", "--data", good, "--min-loss-scale", "100", "--max-loss-scale", "10");
     EXPECT_USAGE("train", "--data", good, "--model", "resnet");
     EXPECT_USAGE("train", "--data", good, "--optimizer", "lion");
     EXPECT_USAGE("train", "--data", good, "--epochs", "1.5");

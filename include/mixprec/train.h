@@ -192,6 +192,9 @@ typedef struct mxp_trainer_args {
     char loss_scale[32];     /* "" unset, "dynamic" or N */
     int hysteresis;          /* 0 = default */
     int64_t growth_interval; /* 0 = default */
+    float init_scale;        /* 0 = 65536 */
+    float min_scale;         /* 0 = no floor */
+    float max_scale;         /* 0 = no ceiling */
     char optimizer[8];       /* "sgd" | "adamw" */
     float lr;                /* 0 = the optimizer's default */
     float weight_decay;      /* < 0 = the optimizer's default */

@@ -49,6 +49,10 @@ void mxp_scaler_config_default(mxp_scaler_config *c) {
 
 mxp_status mxp_scaler_init(mxp_scaler *s, const mxp_scaler_config *c) {
     if (!s || !c) return MXP_FAIL(MXP_ERR_INVALID_ARG, "scaler or config is NULL");
+    if (!(c->min_scale >= 0.0f) || !(c->max_scale >= 0.0f) ||
+        (c->max_scale > 0.0f && c->min_scale > c->max_scale))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "loss scale bounds: min %g must be <= max %g",
+                        (double)c->min_scale, (double)c->max_scale);
     if (c->enabled) {
         if (!(c->init_scale > 0.0f) || !isfinite(c->init_scale))
             return MXP_FAIL(MXP_ERR_INVALID_ARG, "loss scale %g must be a positive number",

@@ -123,6 +123,9 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
         return MXP_OK;
     }
     if (IS("growth-interval")) return parse_i64(key, v, 1, &a->growth_interval);
+    if (IS("init-loss-scale")) return parse_f32(key, v, 0, &a->init_scale);
+    if (IS("min-loss-scale")) return parse_f32(key, v, 1, &a->min_scale);
+    if (IS("max-loss-scale")) return parse_f32(key, v, 1, &a->max_scale);
     if (IS("optimizer") || IS("optim")) {
         const char *name = !strncmp(v, "adamw", 5) ? "adamw" : v; /* HF's adamw_torch */
         mxp_optim_kind k;
@@ -377,6 +380,9 @@ static mxp_status setup(run *r) {
     ao.loss_scale = a->loss_scale[0] ? a->loss_scale : NULL;
     ao.hysteresis = a->hysteresis;
     ao.growth_interval = a->growth_interval;
+    ao.init_scale = a->init_scale;
+    ao.min_scale = a->min_scale;
+    ao.max_scale = a->max_scale;
     ao.grad_accum = a->grad_accum;
     ao.num_threads = a->threads;
     ao.seed = a->seed;
