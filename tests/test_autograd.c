@@ -69,25 +69,32 @@ static double tol_for(mxp_dtype dt) {
 
 static const mxp_dtype dtypes[3] = {MXP_DTYPE_F32, MXP_DTYPE_BF16, MXP_DTYPE_F16};
 
-static void test_linear(const char *prefix, mxp_act act) {
+/* In graph g of dtype dt: leaves from records prefix.x, .w, .b; y = linear(x, w, b, act), or
+ * conv2d with stride meta[0] and padding meta[1] when meta is given; backward from prefix.dy;
+ * y and the three gradients against prefix.y, .dx, .dw, .db. */
+static void check_xwb(mxp_graph_t *g, mxp_dtype dt, const char *prefix, mxp_act act,
+                      const int32_t *meta) {
     char n[64];
-    for (int d = 0; d < 3; d++) {
-        const mxp_dtype dt = dtypes[d];
-        mxp_graph_t *g;
-        CHECK(mxp_graph_create(&g, dt) == MXP_OK, "graph");
 #define R(s) (snprintf(n, sizeof n, "%s.%s", prefix, s), n)
-        mxp_var *x = leaf(g, R("x"), dt, 1), *w = leaf(g, R("w"), dt, 1),
-                *b = leaf(g, R("b"), dt, 1);
-        mxp_var *y;
-        CHECK(mxp_op_linear(g, &y, x, w, b, act) == MXP_OK, "%s: %s", prefix, mxp_last_error());
-        CHECK(mxp_graph_backward_from(g, y, seed(g, R("dy"), dt)) == MXP_OK, "%s",
-              mxp_last_error());
-        const double t = tol_for(dt);
-        expect(R("y"), dt, y->value, n, t);
-        expect(R("dx"), dt, x->grad, n, t);
-        expect(R("dw"), dt, w->grad, n, t);
-        expect(R("db"), dt, b->grad, n, t);
+    mxp_var *x = leaf(g, R("x"), dt, 1), *w = leaf(g, R("w"), dt, 1), *b = leaf(g, R("b"), dt, 1);
+    mxp_var *y;
+    const mxp_status st = meta ? mxp_op_conv2d(g, &y, x, w, b, meta[0], meta[1], act)
+                               : mxp_op_linear(g, &y, x, w, b, act);
+    CHECK(st == MXP_OK, "%s: %s", prefix, mxp_last_error());
+    CHECK(mxp_graph_backward_from(g, y, seed(g, R("dy"), dt)) == MXP_OK, "%s", mxp_last_error());
+    const double t = tol_for(dt);
+    expect(R("y"), dt, y->value, n, t);
+    expect(R("dx"), dt, x->grad, n, t);
+    expect(R("dw"), dt, w->grad, n, t);
+    expect(R("db"), dt, b->grad, n, t);
 #undef R
+}
+
+static void test_linear(const char *prefix, mxp_act act) {
+    for (int d = 0; d < 3; d++) {
+        mxp_graph_t *g;
+        CHECK(mxp_graph_create(&g, dtypes[d]) == MXP_OK, "graph");
+        check_xwb(g, dtypes[d], prefix, act, NULL);
         mxp_graph_free(g);
     }
 }
@@ -99,23 +106,9 @@ static void test_conv(const char *prefix) {
     CHECK(meta && cnt == 2, "%s.meta", prefix);
     if (!meta) return;
     for (int d = 0; d < 3; d++) {
-        const mxp_dtype dt = dtypes[d];
         mxp_graph_t *g;
-        mxp_graph_create(&g, dt);
-#define R(s) (snprintf(n, sizeof n, "%s.%s", prefix, s), n)
-        mxp_var *x = leaf(g, R("x"), dt, 1), *w = leaf(g, R("w"), dt, 1),
-                *b = leaf(g, R("b"), dt, 1);
-        mxp_var *y;
-        CHECK(mxp_op_conv2d(g, &y, x, w, b, meta[0], meta[1], MXP_ACT_NONE) == MXP_OK, "%s: %s",
-              prefix, mxp_last_error());
-        CHECK(mxp_graph_backward_from(g, y, seed(g, R("dy"), dt)) == MXP_OK, "%s",
-              mxp_last_error());
-        const double t = tol_for(dt);
-        expect(R("y"), dt, y->value, n, t);
-        expect(R("dx"), dt, x->grad, n, t);
-        expect(R("dw"), dt, w->grad, n, t);
-        expect(R("db"), dt, b->grad, n, t);
-#undef R
+        mxp_graph_create(&g, dtypes[d]);
+        check_xwb(g, dtypes[d], prefix, MXP_ACT_NONE, meta);
         mxp_graph_free(g);
     }
 }

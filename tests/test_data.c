@@ -5,35 +5,18 @@
  * its normalisation, bit-exact in f32, bf16 and f16; allocation failures at every step.
  * With /usr/share/datasets/fashion-mnist present, the real data set is loaded and checked too.
  */
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "check.h"
 #include "mixprec/data.h"
-
-static char tmpdir[64]; /* mkdtemp'd, removed at the end */
-
-/* tmpdir/name into a static buffer (one at a time is enough for each use below) */
-static const char *tpath(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
+#include "test_util.h"
 
 /* ---- writing IDX files ------------------------------------------------------------------- */
 
@@ -95,36 +78,6 @@ static void write_idx(const char *path, int ndim, const uint32_t *dims, int gz) 
     free(body);
     free(buf);
 }
-
-/* ---- a counting allocator that can refuse after a budget ----------------------------------- */
-
-static struct {
-    long allocs, frees, budget; /* budget < 0: never refuse */
-    size_t biggest;
-} hk;
-
-static void *hk_alloc(size_t size, size_t align, void *user) {
-    (void)user;
-    if (size > hk.biggest) hk.biggest = size;
-    if (hk.budget >= 0 && hk.allocs >= hk.budget) return NULL;
-    hk.allocs++;
-    return aligned_alloc(align, (size + align - 1) / align * align);
-}
-
-static void hk_free(void *p, void *user) {
-    (void)user;
-    hk.frees++;
-    free(p);
-}
-
-static void hook_on(long budget) {
-    memset(&hk, 0, sizeof hk);
-    hk.budget = budget;
-    mxp_allocator a = {hk_alloc, hk_free, NULL};
-    mxp_set_allocator(&a);
-}
-
-static void hook_off(void) { mxp_set_allocator(NULL); }
 
 /* ---- mxp_idx_read ------------------------------------------------------------------------- */
 
@@ -880,11 +833,7 @@ static void test_loader_values(void) {
 
 /* ---- the real Fashion-MNIST ------------------------------------------------------------------ */
 
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+static double now_ms(void) { return 1e3 * seconds(); }
 
 static void test_fashion_mnist(void) {
     struct stat st;
@@ -960,8 +909,7 @@ static void test_fashion_mnist(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mxp-test-data.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (tmpdir_make("data") != 0) {
         perror("mkdtemp");
         return 1;
     }
@@ -973,6 +921,6 @@ int main(void) {
     test_loader_uniform();
     test_loader_values();
     test_fashion_mnist();
-    nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove();
     return check_exit("test_data");
 }

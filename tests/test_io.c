@@ -4,7 +4,6 @@
  * (escaping, nesting, numbers that read back, null for non-finite values, misuse, allocation
  * failures, files that cannot be opened or written).
  */
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -16,21 +15,7 @@
 
 #include "check.h"
 #include "mixprec/io.h"
-
-static char tmpdir[64];
-
-static const char *tpath(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
+#include "test_util.h"
 
 static const char *write_text(const char *name, const void *text, size_t n) {
     const char *path = tpath(name);
@@ -50,31 +35,6 @@ static size_t read_text(const char *path, char *buf, size_t cap) {
     fclose(f);
     return n;
 }
-
-/* a counting allocator that refuses after `budget` allocations (never when budget < 0) */
-static struct { long allocs, frees, budget; } hk;
-
-static void *hk_alloc(size_t size, size_t align, void *user) {
-    (void)user;
-    if (hk.budget >= 0 && hk.allocs >= hk.budget) return NULL;
-    hk.allocs++;
-    return aligned_alloc(align, (size + align - 1) / align * align);
-}
-
-static void hk_free(void *p, void *user) {
-    (void)user;
-    hk.frees++;
-    free(p);
-}
-
-static void hook_on(long budget) {
-    memset(&hk, 0, sizeof hk);
-    hk.budget = budget;
-    mxp_allocator a = {hk_alloc, hk_free, NULL};
-    mxp_set_allocator(&a);
-}
-
-static void hook_off(void) { mxp_set_allocator(NULL); }
 
 /* ---- YAML ------------------------------------------------------------------------------------ */
 
@@ -553,8 +513,7 @@ static void test_jsonl(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mxp-test-io.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (tmpdir_make("io") != 0) {
         perror("mkdtemp");
         return 1;
     }
@@ -564,6 +523,6 @@ int main(void) {
     test_yaml_nomem();
     test_json();
     test_jsonl();
-    nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove();
     return check_exit("test_io");
 }

@@ -12,10 +12,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "kernels/cpu/eltwise_impl.h"
+#include "test_util.h"
 
 #define F32 MXP_DTYPE_F32
 #define F16 MXP_DTYPE_F16
@@ -35,43 +35,14 @@ static int nisa;
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
 
-static uint64_t rnd_u64(void) { /* splitmix64 */
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd_u64(void) { return splitmix64(&rng); }
 
 static float rnd_range(float lo, float hi) {
     return lo + (hi - lo) * (float)((double)(rnd_u64() >> 11) * 0x1p-53);
 }
 
-static size_t esize(mxp_dtype dt) { return dt == F32 ? 4 : 2; }
-
 /* exactly n elements, so AddressSanitizer sees any access past the end */
-static void *alloc_dt(mxp_dtype dt, size_t n) {
-    void *p = malloc(n ? n * esize(dt) : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-static float get(mxp_dtype dt, const void *p, size_t i) {
-    if (dt == F16) return mxp_fp16_to_fp32(((const uint16_t *)p)[i]);
-    if (dt == BF16) return mxp_bf16_to_fp32(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
-static void put(mxp_dtype dt, void *p, size_t i, float v) {
-    if (dt == F16)
-        ((uint16_t *)p)[i] = mxp_fp32_to_fp16(v);
-    else if (dt == BF16)
-        ((uint16_t *)p)[i] = mxp_fp32_to_bf16(v);
-    else
-        ((float *)p)[i] = v;
-}
+static void *alloc_dt(mxp_dtype dt, size_t n) { return xmalloc(n * esize(dt)); }
 
 /* v rounded to dt once, to nearest even: what the kernels must store */
 static float rnd(mxp_dtype dt, float v) {
@@ -945,12 +916,6 @@ static void test_errors(void) {
     CHECK(found == 0, "a failed call left found_inf alone");
 }
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int main(void) {
     const mxp_isa saved = mxp_isa_active();
     for (int i = 0; i < MXP_ISA_COUNT; i++)
@@ -960,24 +925,17 @@ int main(void) {
     printf("; threads: %d (OpenMP %s)\n", 2, mxp_have_openmp() ? "on" : "off");
     mxp_set_num_threads(2); /* the large sizes take the threaded path even on one core */
 
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } parts[] = {{"exp", test_exp},
-                 {"eltwise random", test_eltwise_random},
-                 {"eltwise special", test_eltwise_special},
-                 {"eltwise in place", test_eltwise_inplace},
-                 {"unscale", test_unscale},
-                 {"reduce", test_reduce},
-                 {"reduce rows/cols", test_reduce_rows_cols},
-                 {"reduce threads", test_reduce_threads},
-                 {"softmax", test_softmax},
-                 {"errors", test_errors}};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        const double t0 = seconds();
-        parts[i].fn();
-        printf("%-18s %6.2f s\n", parts[i].name, seconds() - t0);
-    }
+    static const test_part parts[] = {{"exp", test_exp},
+                                      {"eltwise random", test_eltwise_random},
+                                      {"eltwise special", test_eltwise_special},
+                                      {"eltwise in place", test_eltwise_inplace},
+                                      {"unscale", test_unscale},
+                                      {"reduce", test_reduce},
+                                      {"reduce rows/cols", test_reduce_rows_cols},
+                                      {"reduce threads", test_reduce_threads},
+                                      {"softmax", test_softmax},
+                                      {"errors", test_errors}};
+    run_parts(parts, sizeof parts / sizeof parts[0]);
 
     mxp_isa_set(saved);
     return check_exit("test_kernels");

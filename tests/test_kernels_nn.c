@@ -10,10 +10,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "kernels/cpu/eltwise_impl.h"
+#include "test_util.h"
 
 #define F32 MXP_DTYPE_F32
 #define F16 MXP_DTYPE_F16
@@ -42,48 +42,16 @@ static const char *conf_name(int c) {
 
 static uint64_t rng = 0x6a09e667f3bcc908ull;
 
-static uint64_t rnd_u64(void) { /* splitmix64 */
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd_u64(void) { return splitmix64(&rng); }
 
 static float rnd_range(float lo, float hi) {
     return lo + (hi - lo) * (float)((double)(rnd_u64() >> 11) * 0x1p-53);
-}
-
-static size_t esize(mxp_dtype dt) { return dt == F32 ? 4 : 2; }
-
-/* exactly n elements, so AddressSanitizer sees any access past the end */
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
 }
 
 static void *dup_bytes(const void *p, size_t bytes) {
     void *q = xmalloc(bytes);
     memcpy(q, p, bytes);
     return q;
-}
-
-static float get(mxp_dtype dt, const void *p, size_t i) {
-    if (dt == F16) return mxp_fp16_to_fp32(((const uint16_t *)p)[i]);
-    if (dt == BF16) return mxp_bf16_to_fp32(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
-static void put(mxp_dtype dt, void *p, size_t i, float v) {
-    if (dt == F16)
-        ((uint16_t *)p)[i] = mxp_fp32_to_fp16(v);
-    else if (dt == BF16)
-        ((uint16_t *)p)[i] = mxp_fp32_to_bf16(v);
-    else
-        ((float *)p)[i] = v;
 }
 
 /* n random values in [lo, hi), rounded to dt */
@@ -118,23 +86,35 @@ typedef struct conv_shape {
     int64_t B, H, W, C, KH, KW, s, p;
 } conv_shape;
 
+/* The (B, H, W, C) index of x that im2col entry o copies, or -1 where it is padding; the
+ * entries run over (b, oh, ow, kh, kw, c), c fastest. */
+static int64_t im2col_src(const mxp_conv2d_geom *g, size_t o) {
+    int64_t r = (int64_t)o;
+    const int64_t c = r % g->C;
+    const int64_t kw = (r /= g->C) % g->KW;
+    const int64_t kh = (r /= g->KW) % g->KH;
+    const int64_t ow = (r /= g->KH) % g->OW;
+    const int64_t oh = (r /= g->OW) % g->OH;
+    const int64_t b = r / g->OH;
+    const int64_t ih = oh * g->stride - g->pad + kh;
+    const int64_t iw = ow * g->stride - g->pad + kw;
+    if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) return -1;
+    return ((b * g->H + ih) * g->W + iw) * g->C + c;
+}
+
+/* the number of im2col entries */
+static size_t ncols(const mxp_conv2d_geom *g) {
+    return (size_t)(g->B * g->OH * g->OW * g->KH * g->KW * g->C);
+}
+
 static void im2col_naive(char *cols, const char *x, size_t es, const mxp_conv2d_geom *g) {
-    size_t o = 0;
-    for (int64_t b = 0; b < g->B; b++)
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t ow = 0; ow < g->OW; ow++)
-                for (int64_t kh = 0; kh < g->KH; kh++)
-                    for (int64_t kw = 0; kw < g->KW; kw++)
-                        for (int64_t c = 0; c < g->C; c++, o++) {
-                            const int64_t ih = oh * g->stride - g->pad + kh;
-                            const int64_t iw = ow * g->stride - g->pad + kw;
-                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W)
-                                memset(cols + o * es, 0, es);
-                            else
-                                memcpy(cols + o * es,
-                                       x + (size_t)(((b * g->H + ih) * g->W + iw) * g->C + c) * es,
-                                       es);
-                        }
+    for (size_t o = 0, nc = ncols(g); o < nc; o++) {
+        const int64_t i = im2col_src(g, o);
+        if (i < 0)
+            memset(cols + o * es, 0, es);
+        else
+            memcpy(cols + o * es, x + (size_t)i * es, es);
+    }
 }
 
 /* dx (B, H, W, C) in double: every dcols entry added where im2col copied it from; mag the
@@ -145,22 +125,14 @@ static void col2im_naive(double *dx, double *mag, int *cnt, const void *dcols, m
     memset(dx, 0, nx * sizeof *dx);
     memset(mag, 0, nx * sizeof *mag);
     memset(cnt, 0, nx * sizeof *cnt);
-    size_t o = 0;
-    for (int64_t b = 0; b < g->B; b++)
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t ow = 0; ow < g->OW; ow++)
-                for (int64_t kh = 0; kh < g->KH; kh++)
-                    for (int64_t kw = 0; kw < g->KW; kw++)
-                        for (int64_t c = 0; c < g->C; c++, o++) {
-                            const int64_t ih = oh * g->stride - g->pad + kh;
-                            const int64_t iw = ow * g->stride - g->pad + kw;
-                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) continue;
-                            const size_t i = (size_t)(((b * g->H + ih) * g->W + iw) * g->C + c);
-                            const double v = get(dt, dcols, o);
-                            dx[i] += v;
-                            mag[i] += fabs(v);
-                            cnt[i]++;
-                        }
+    for (size_t o = 0, nc = ncols(g); o < nc; o++) {
+        const int64_t i = im2col_src(g, o);
+        if (i < 0) continue;
+        const double v = get(dt, dcols, o);
+        dx[i] += v;
+        mag[i] += fabs(v);
+        cnt[i]++;
+    }
 }
 
 static const conv_shape conv_shapes[] = {
@@ -183,7 +155,7 @@ static void test_conv(void) {
                   g.stride == sh->s && g.pad == sh->p,
               "geom_init shape %zu: OH=%lld OW=%lld", si, (long long)g.OH, (long long)g.OW);
         const size_t nx = (size_t)(g.B * g.H * g.W * g.C);
-        const size_t nc = (size_t)(g.B * g.OH * g.OW * g.KH * g.KW * g.C);
+        const size_t nc = ncols(&g);
         double *dx_ref = xmalloc(nx * sizeof(double)), *mag = xmalloc(nx * sizeof(double));
         int *cnt = xmalloc(nx * sizeof(int));
         for (size_t d = 0; d < 3; d++) {
@@ -1100,12 +1072,6 @@ static void test_conv_errors(void) {
     EXPECT_ERR(mxp_maxpool2d_backward(x, y, a, F32, 1, 7, 2, 3, 2, 2), MXP_OK);
 }
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int main(void) {
     const mxp_isa saved = mxp_isa_active();
     const int saved_threads = mxp_num_threads();
@@ -1115,24 +1081,17 @@ int main(void) {
     for (int i = 0; i < nisa; i++) printf(" %s", mxp_isa_name(isas[i]));
     printf("; threads 1 and 2 (OpenMP %s)\n", mxp_have_openmp() ? "on" : "off");
 
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } parts[] = {{"im2col/col2im", test_conv},
-                 {"conv errors", test_conv_errors},
-                 {"maxpool", test_pool},
-                 {"cross-entropy", test_cross_entropy},
-                 {"dropout", test_dropout},
-                 {"update vs torch", test_update_vs_torch},
-                 {"update bits", test_update_bits},
-                 {"update counters", test_update_counters},
-                 {"update errors", test_update_errors},
-                 {"census", test_census}};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        const double t0 = seconds();
-        parts[i].fn();
-        printf("%-18s %6.2f s\n", parts[i].name, seconds() - t0);
-    }
+    static const test_part parts[] = {{"im2col/col2im", test_conv},
+                                      {"conv errors", test_conv_errors},
+                                      {"maxpool", test_pool},
+                                      {"cross-entropy", test_cross_entropy},
+                                      {"dropout", test_dropout},
+                                      {"update vs torch", test_update_vs_torch},
+                                      {"update bits", test_update_bits},
+                                      {"update counters", test_update_counters},
+                                      {"update errors", test_update_errors},
+                                      {"census", test_census}};
+    run_parts(parts, sizeof parts / sizeof parts[0]);
 
     mxp_isa_set(saved);
     mxp_set_num_threads(saved_threads);

@@ -17,6 +17,7 @@
 #include "check.h"
 #include "numerics/numerics_impl.h" /* mxp_f32_bits, mxp_bits_f32 */
 #include "mixprec/numerics.h"
+#include "test_util.h"
 
 #ifndef MIXPREC_SOURCE_DIR
 #define MIXPREC_SOURCE_DIR "."
@@ -590,12 +591,7 @@ static uint32_t pool32[POOL];
 static uint16_t pool16[POOL];
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix64(&rng_state); }
 
 static void fill_pools(void) {
     section s = find_section("encode", 12);

@@ -14,7 +14,6 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -22,14 +21,9 @@
 #include "check.h"
 #include "mixprec/numerics.h"
 #include "numerics/numerics_impl.h" /* mxp_cvt_table_for: each ISA's kernels, side by side */
+#include "test_util.h"
 
 enum { CHUNK = 1 << 20, NCHUNK = (int)(((uint64_t)1 << 32) / CHUNK), MAX_REPORTS = 20 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int n_isa; /* families 0..n_isa-1 are supported here */
 static uint64_t mismatches[MXP_ISA_COUNT][2];
@@ -117,7 +111,7 @@ int main(void) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    const double t0 = now_s();
+    const double t0 = seconds();
     check_decode();
     uint64_t total = 0;
 #ifdef _OPENMP
@@ -144,7 +138,7 @@ int main(void) {
         free(want);
         free(got);
     }
-    const double t1 = now_s();
+    const double t1 = seconds();
     for (int isa = 0; isa < n_isa; isa++)
         for (int f = 0; f < 2; f++)
             CHECK(mismatches[isa][f] == 0,

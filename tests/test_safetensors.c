@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -25,23 +24,9 @@
 #include "check.h"
 #include "mixprec.h"
 #include "mixprec/io.h"
+#include "test_util.h"
 
 extern char **environ;
-
-static char tmpdir[64];
-
-static const char *tpath(const char *name) {
-    static char buf[8][256];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void die(const char *what) {
     fprintf(stderr, "test_safetensors: %s: %s\n", what, strerror(errno));
@@ -732,31 +717,6 @@ static void test_write_errors(void) {
 
 /* ---- allocation failures ------------------------------------------------------------------ */
 
-/* a counting allocator that refuses after `budget` allocations (never when budget < 0) */
-static struct { long allocs, frees, budget; } hk;
-
-static void *hk_alloc(size_t size, size_t align, void *user) {
-    (void)user;
-    if (hk.budget >= 0 && hk.allocs >= hk.budget) return NULL;
-    hk.allocs++;
-    return aligned_alloc(align, (size + align - 1) / align * align);
-}
-
-static void hk_free(void *p, void *user) {
-    (void)user;
-    if (p) hk.frees++;
-    free(p);
-}
-
-static void hook_on(long budget) {
-    memset(&hk, 0, sizeof hk);
-    hk.budget = budget;
-    mxp_allocator a = {hk_alloc, hk_free, NULL};
-    mxp_set_allocator(&a);
-}
-
-static void hook_off(void) { mxp_set_allocator(NULL); }
-
 static void test_nomem(void) {
     set s;
     set_make(&s);
@@ -864,8 +824,7 @@ static int run_python(const char *python, const char *script) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/mxp-test-st.XXXXXX");
-    if (!mkdtemp(tmpdir)) die("mkdtemp");
+    if (tmpdir_make("st") != 0) die("mkdtemp");
     int rc = 0;
     if (argc == 4 && strcmp(argv[1], "--python") == 0) {
         rc = run_python(argv[2], argv[3]);
@@ -879,7 +838,7 @@ int main(int argc, char **argv) {
         test_write_errors();
         test_nomem();
     }
-    nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove();
     if (rc == 77) SKIP("python lacks torch or safetensors (pip install --no-deps safetensors)");
     return check_exit(argc == 4 ? "test_safetensors --python" : "test_safetensors");
 }

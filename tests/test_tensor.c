@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "mixprec/tensor.h"
+#include "test_util.h"
 
 /* ---- a counting allocator that can fail on demand ----------------------- */
 
@@ -61,12 +62,7 @@ static void disarm(void) { arm(0, 0); }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng(void) { return splitmix64(&rng_state); }
 
 static uint32_t f32_bits(float x) {
     uint32_t u;

@@ -27,14 +27,29 @@ static const float *F(const char *name) {
 
 /* ---- the loss scaler ------------------------------------------------------------- */
 
-/* Each row: did the step overflow; expected skip; expected scale after it.
- * Worked by hand from torch.cuda.amp.GradScaler's documentation with
+/* One step of a scripted trace: did the step overflow; expected skip; expected scale after it. */
+typedef struct scaler_step {
+    int inf, skip;
+    float scale;
+} scaler_step;
+
+/* s initialised from c, then the n steps of trace through it, each step's skip and scale
+ * checked (name says which trace) */
+static void run_trace(mxp_scaler *s, const mxp_scaler_config *c, const char *name,
+                      const scaler_step *trace, size_t n) {
+    CHECK(mxp_scaler_init(s, c) == MXP_OK, "init");
+    for (size_t i = 0; i < n; i++) {
+        const int skip = mxp_scaler_update(s, trace[i].inf);
+        CHECK(skip == trace[i].skip && s->scale == trace[i].scale,
+              "%s step %zu: skip %d scale %g, expected %d %g", name, i, skip, (double)s->scale,
+              trace[i].skip, (double)trace[i].scale);
+    }
+}
+
+/* Worked by hand from torch.cuda.amp.GradScaler's documentation with
  * init_scale 8, growth_factor 2, backoff_factor 0.5, growth_interval 3. */
 static void test_scaler_gradscaler(void) {
-    static const struct {
-        int inf, skip;
-        float scale;
-    } trace[] = {
+    static const scaler_step trace[] = {
         {0, 0, 8}, {0, 0, 8}, {0, 0, 16}, /* third clean step: x2, tracker reset */
         {1, 1, 8},                        /* overflow: skip, x0.5 */
         {0, 0, 8}, {0, 0, 8}, {1, 1, 4},  /* tracker reset by the overflow */
@@ -49,23 +64,14 @@ static void test_scaler_gradscaler(void) {
     c.init_scale = 8;
     c.growth_interval = 3;
     mxp_scaler s;
-    CHECK(mxp_scaler_init(&s, &c) == MXP_OK, "init");
-    for (size_t i = 0; i < sizeof trace / sizeof trace[0]; i++) {
-        const int skip = mxp_scaler_update(&s, trace[i].inf);
-        CHECK(skip == trace[i].skip && s.scale == trace[i].scale,
-              "gradscaler step %zu: skip %d scale %g, expected %d %g", i, skip, (double)s.scale,
-              trace[i].skip, (double)trace[i].scale);
-    }
+    run_trace(&s, &c, "gradscaler", trace, sizeof trace / sizeof trace[0]);
     CHECK(s.skipped == 3, "3 skipped steps counted, got %lld", (long long)s.skipped);
 }
 
 /* DeepSpeed-style hysteresis 2: the first overflow only skips; the second
  * backs off; growth refills the allowance. min_scale floors the backoff. */
 static void test_scaler_hysteresis(void) {
-    static const struct {
-        int inf, skip;
-        float scale;
-    } trace[] = {
+    static const scaler_step trace[] = {
         {1, 1, 64},             /* tolerated: skip, scale kept */
         {1, 1, 32},             /* allowance spent: back off */
         {1, 1, 16},             /* still spent */
@@ -79,13 +85,7 @@ static void test_scaler_hysteresis(void) {
     c.hysteresis = 2;
     c.min_scale = 8;
     mxp_scaler s;
-    CHECK(mxp_scaler_init(&s, &c) == MXP_OK, "init");
-    for (size_t i = 0; i < sizeof trace / sizeof trace[0]; i++) {
-        const int skip = mxp_scaler_update(&s, trace[i].inf);
-        CHECK(skip == trace[i].skip && s.scale == trace[i].scale,
-              "hysteresis step %zu: skip %d scale %g, expected %d %g", i, skip, (double)s.scale,
-              trace[i].skip, (double)trace[i].scale);
-    }
+    run_trace(&s, &c, "hysteresis", trace, sizeof trace / sizeof trace[0]);
     /* static: never changes, still skips an overflow */
     c.dynamic = 0;
     c.init_scale = 1024;
