@@ -348,12 +348,21 @@ mxp_status mxp_maxpool2d_forward(void *y, int32_t *argmax, const void *x, mxp_dt
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: y, argmax and x must not overlap", fn);
 
     const mxp_cvt_table *cvt = mxp_cvt_table_for(mxp_isa_active());
+    const mxp_pool_row_fn fast =
+        K == stride && argmax ? mxp_ew_table_for(mxp_isa_active())->pool_row[dt] : NULL;
     const int64_t R = B * OH;
     const int nt = (int)MXP_MIN((int64_t)mxp_ew_threads(MXP_MAX(nx, ny), MXP_EW_GRAIN), R);
     (void)nt;
     MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
-    for (int64_t r = 0; r < R; r++)
-        pool_rows(y, argmax, x, dt, H, W, C, K, stride, OH, OW, cvt, r, r + 1);
+    for (int64_t r = 0; r < R; r++) {
+        if (fast) {
+            const size_t o = (size_t)(r * OW * C);
+            fast((char *)y + o * es, argmax + o,
+                 (const char *)x + (size_t)((r / OH) * H * W * C) * es, W, C, K, OW, r % OH);
+        } else {
+            pool_rows(y, argmax, x, dt, H, W, C, K, stride, OH, OW, cvt, r, r + 1);
+        }
+    }
     return MXP_OK;
 }
 

@@ -180,6 +180,7 @@ static void build_tables(void) {
             mxp_ew_register_avx512(t);
             mxp_reduce_register_avx512(t);
             mxp_softmax_register_avx512(t);
+            mxp_pool_register_avx512(t);
         }
 #endif
     }

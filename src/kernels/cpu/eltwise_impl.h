@@ -50,6 +50,11 @@ typedef void (*mxp_softmax_row_fn)(void *y, const void *x, size_t cols, int log_
  * tests can measure its accuracy directly. y may be x. */
 typedef void (*mxp_exp_fn)(float *y, const float *x, size_t n);
 
+/* One output row (b, oh) of a max-pool whose windows do not overlap (K == stride):
+ * y (OW, C) and argmax (OW, C) from the image x (H, W, C), as mxp_maxpool2d_forward. */
+typedef void (*mxp_pool_row_fn)(void *y, int32_t *argmax, const void *img, int64_t W, int64_t C,
+                                int64_t K, int64_t OW, int64_t oh);
+
 typedef struct mxp_ew_table {
     /* element-wise, [dtype] */
     mxp_ew_binary_fn add[MXP_DTYPE_COUNT];
@@ -66,6 +71,8 @@ typedef struct mxp_ew_table {
     mxp_reduce_cols_fn reduce_cols[4][MXP_DTYPE_COUNT];
     /* softmax, [x dtype][y dtype] */
     mxp_softmax_row_fn softmax_row[MXP_DTYPE_COUNT][MXP_DTYPE_COUNT];
+    /* max-pool rows, [dtype]; NULL: conv.c's portable loop */
+    mxp_pool_row_fn pool_row[MXP_DTYPE_COUNT];
 } mxp_ew_table;
 
 /* One ISA's element-wise kernels as its register function lists them:
@@ -116,6 +123,7 @@ static inline void mxp_reduce_install(mxp_ew_table *t, const mxp_reduce_set *s) 
 void mxp_ew_register_ref(mxp_ew_table *t);
 void mxp_ew_register_avx2(mxp_ew_table *t);
 void mxp_ew_register_avx512(mxp_ew_table *t);
+void mxp_pool_register_avx512(mxp_ew_table *t);
 void mxp_reduce_register_ref(mxp_ew_table *t);
 void mxp_reduce_register_avx2(mxp_ew_table *t);
 void mxp_reduce_register_avx512(mxp_ew_table *t);
