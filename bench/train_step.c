@@ -131,13 +131,14 @@ int main(int argc, char **argv) {
     const double med = t[steps / 2];
     printf("{\"impl\":\"mixprec\",\"model\":\"%s\",\"mode\":\"%s\",\"threads\":%d,\"batch\":%lld,"
            "\"ms_per_step\":%.3f,\"ms_p10\":%.3f,\"ms_p90\":%.3f,\"samples_per_s\":%.1f,"
-           "\"steps\":%d,\"activation_bytes\":%zu,\"weight_bytes\":%zu,\"master_bytes\":%zu,"
+           "\"steps\":%d,\"activation_bytes\":%zu,\"workspace_bytes\":%zu,\"weight_bytes\":%zu,"
+           "\"master_bytes\":%zu,"
            "\"grad_bytes\":%zu,\"optimizer_bytes\":%zu,\"peak_rss_bytes\":%zu,"
            "\"loss_first\":%.4f,\"loss_last\":%.4f,\"isa\":\"%s\"}\n",
            model, mode, threads, (long long)B, 1e3 * med, 1e3 * t[steps / 10],
-           1e3 * t[steps * 9 / 10], (double)B / med, steps, mem.activations, mem.weights,
-           mem.master_weights, mem.grads, mem.optimizer, mxp_peak_rss_bytes(), (double)first,
-           (double)last, mxp_isa_name(mxp_isa_active()));
+           1e3 * t[steps * 9 / 10], (double)B / med, steps, mem.activations, mem.workspace,
+           mem.weights, mem.master_weights, mem.grads, mem.optimizer, mxp_peak_rss_bytes(),
+           (double)first, (double)last, mxp_isa_name(mxp_isa_active()));
     free(t);
     free(x);
     free(xw);

@@ -91,6 +91,12 @@ MXP_API void mxp_graph_reset(mxp_graph_t *g);
 MXP_API mxp_dtype mxp_graph_dtype(const mxp_graph_t *g);
 MXP_API mxp_arena_t *mxp_graph_arena(mxp_graph_t *g);
 
+/* A second arena for scratch that holds no value of the graph: per-thread
+ * im2col columns, partial sums. Released with the step like the first, and
+ * kept apart so that the first one's peak is the step's activation memory
+ * (values, saved tensors, activation gradients) and this one's the workspace. */
+MXP_API mxp_arena_t *mxp_graph_scratch(mxp_graph_t *g);
+
 /* Training (1, default) or evaluation (0): in evaluation ops record nothing,
  * keep nothing for backward, and dropout is the identity. */
 MXP_API void mxp_graph_set_training(mxp_graph_t *g, int training);

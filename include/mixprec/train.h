@@ -148,6 +148,8 @@ typedef struct mxp_memory_report {
     size_t optimizer;   /* moments */
     size_t activations; /* the step graph's arena at its peak: activations, saved
                            tensors, gradients of activations, the batch */
+    size_t workspace;   /* the step's scratch at its peak (per-thread im2col columns, partial
+                           sums); reported apart from the five kinds of DESIGN.md */
 } mxp_memory_report;
 MXP_API void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_report *r);
 

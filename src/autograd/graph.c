@@ -20,7 +20,8 @@ typedef struct profile_row {
 struct mxp_graph {
     mxp_dtype work;
     mxp_arena_t *arena;
-    mxp_node **tape; /* (cap) nodes of this step, in execution order */
+    mxp_arena_t *scratch; /* per-op workspace, apart from the values */
+    mxp_node **tape;      /* (cap) nodes of this step, in execution order */
     int n_nodes, cap;
     int training;
     int backward_done;
@@ -48,7 +49,9 @@ mxp_status mxp_graph_create(mxp_graph_t **out, mxp_dtype work) {
     g->work = work;
     g->training = 1;
     mxp_status st = mxp_arena_create(&g->arena, 0);
+    if (st == MXP_OK) st = mxp_arena_create(&g->scratch, 0);
     if (st != MXP_OK) {
+        mxp_arena_free(g->arena);
         mxp_free(g);
         return st;
     }
@@ -59,6 +62,7 @@ mxp_status mxp_graph_create(mxp_graph_t **out, mxp_dtype work) {
 void mxp_graph_free(mxp_graph_t *g) {
     if (!g) return;
     mxp_arena_free(g->arena);
+    mxp_arena_free(g->scratch);
     mxp_free(g->tape);
     mxp_free(g);
 }
@@ -69,10 +73,12 @@ void mxp_graph_reset(mxp_graph_t *g) {
     g->backward_done = 0;
     g->rng_offset = 0;
     mxp_arena_reset(g->arena);
+    mxp_arena_reset(g->scratch);
 }
 
 mxp_dtype mxp_graph_dtype(const mxp_graph_t *g) { return g->work; }
 mxp_arena_t *mxp_graph_arena(mxp_graph_t *g) { return g->arena; }
+mxp_arena_t *mxp_graph_scratch(mxp_graph_t *g) { return g->scratch; }
 void mxp_graph_set_training(mxp_graph_t *g, int training) { g->training = training != 0; }
 int mxp_graph_training(const mxp_graph_t *g) { return g->training; }
 void mxp_graph_set_seed(mxp_graph_t *g, uint64_t seed) { g->seed = seed; }

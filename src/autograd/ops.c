@@ -226,9 +226,9 @@ static mxp_conv2d_geom conv_chunk(const conv_ctx *c, int64_t ci, int64_t *b0) {
     return g;
 }
 
-/* one arena buffer per thread of (rows, cols) elements of dt; NULL on failure */
+/* one scratch buffer of `bytes` per thread; NULL on failure */
 static char *per_thread(mxp_graph_t *g, int nt, size_t bytes) {
-    return mxp_arena_alloc(mxp_graph_arena(g), (size_t)nt * bytes);
+    return mxp_arena_alloc(mxp_graph_scratch(g), (size_t)nt * bytes);
 }
 
 static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
@@ -264,7 +264,7 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
                      ? (float *)per_thread(g, nt, (size_t)c->per_chunk * img_x * sizeof(float))
                      : NULL;
     float *partial =
-        want_w ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)ngroups * Co * KK * sizeof(float))
+        want_w ? mxp_arena_alloc(mxp_graph_scratch(g), (size_t)ngroups * Co * KK * sizeof(float))
                : NULL; /* (ngroups, Co, KK) */
     mxp_tensor *dx = NULL;
     int add = 0;

@@ -283,6 +283,7 @@ void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_report *r) 
     if (acc->model) mxp_model_bytes(acc->model, &r->master_weights, &r->weights, &r->grads);
     r->optimizer = mxp_optimizer_state_bytes(acc->opt);
     r->activations = mxp_arena_peak(mxp_graph_arena(acc->graph));
+    r->workspace = mxp_arena_peak(mxp_graph_scratch(acc->graph));
 }
 
 size_t mxp_peak_rss_bytes(void) {

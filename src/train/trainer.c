@@ -311,6 +311,7 @@ static mxp_status log_summary(run *r) {
     mxp_json_int(&o, "grads", (int64_t)s->memory.grads);
     mxp_json_int(&o, "optimizer", (int64_t)s->memory.optimizer);
     mxp_json_int(&o, "activations", (int64_t)s->memory.activations);
+    mxp_json_int(&o, "workspace", (int64_t)s->memory.workspace);
     mxp_json_object_end(&o);
     mxp_status st = mxp_jsonl_write(r->log, &o);
     mxp_json_free(&o);

@@ -147,9 +147,9 @@ static void print_summary(const mxp_train_summary *s, const char *model) {
     printf("speed %.0f samples/s, wall %.1f s, peak RSS %.1f MiB\n", s->samples_per_s, s->wall_s,
            (double)s->peak_rss_bytes / mib);
     printf("memory bytes: weights %zu, master weights %zu, grads %zu, optimizer %zu, "
-           "activations %zu\n",
+           "activations %zu (+ workspace %zu)\n",
            s->memory.weights, s->memory.master_weights, s->memory.grads, s->memory.optimizer,
-           s->memory.activations);
+           s->memory.activations, s->memory.workspace);
     if (s->zero_grad_frac >= 0)
         printf("numerics: %.4f%% of weight-gradient values are zero, %.4f%% of updates are lost "
                "to rounding in the working precision\n",
