@@ -18,20 +18,21 @@ PY=/usr/bin/python3
 HAVE_TORCH=1
 $PY -c 'import torch' 2>/dev/null || { HAVE_TORCH=0; echo "step_compare.sh: no torch at $PY; mixprec only" >&2; }
 mkdir -p bench/results
-OUT=bench/results/$(date +%Y-%m-%d)-steps-$(hostname -s).jsonl
+OUT=bench/results/$(date +%Y-%m-%d-%H%M)-steps-$(hostname -s).jsonl
 : > "$OUT"
 echo "# $(date -Is) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) nproc=$(nproc) threads=$THREADS" >&2
 for round in $(seq "$ROUNDS"); do
+    # the two implementations of a precision run back to back, so that a slow spell of
+    # the shared host falls on both; step_summary.py also takes each round's own ratio
     for model in mlp cnn; do
-        for mode in fp32 bf16 bf16-pure fp16; do
-            "$TS" "$model" "$mode" "$THREADS" "$STEPS" 5 >> "$OUT"
+        for pair in "fp32 fp32" "bf16 bf16-autocast" "bf16-pure bf16-pure" "fp16 -"; do
+            read -r ours theirs <<< "$pair"
+            "$TS" "$model" "$ours" "$THREADS" "$STEPS" 5 | sed "s/^{/{\"round\":$round,/" >> "$OUT"
+            if [ "$HAVE_TORCH" = 1 ] && [ "$theirs" != - ]; then
+                $PY bench/torch_step.py --model "$model" --mode "$theirs" --threads "$THREADS" \
+                    --steps "$STEPS" | sed "s/^{/{\"round\":$round,/" >> "$OUT"
+            fi
         done
-        if [ "$HAVE_TORCH" = 1 ]; then
-            for mode in fp32 bf16-autocast bf16-pure; do
-                $PY bench/torch_step.py --model "$model" --mode "$mode" --threads "$THREADS" \
-                    --steps "$STEPS" >> "$OUT"
-            done
-        fi
     done
     echo "round $round/$ROUNDS done" >&2
 done
