@@ -4,15 +4,9 @@
  * the library: formats, inspect, env, bench, help, and every kind of bad input
  * (exit 2, exactly one line on stderr, nothing on stdout). Speed is not checked.
  */
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "mixprec.h"

@@ -73,7 +73,6 @@ struct mxp_node {
     int n_in;
     void *ctx; /* op-specific, in the arena */
     mxp_backward_fn backward;
-    double seconds; /* forward + backward wall time, when profiling */
 };
 
 /* ---- the graph ----------------------------------------------------------- */
@@ -106,8 +105,8 @@ MXP_API int mxp_graph_training(const mxp_graph_t *g);
  * number) so every step draws fresh masks reproducibly. */
 MXP_API void mxp_graph_set_seed(mxp_graph_t *g, uint64_t seed);
 
-/* Time every node's forward and backward into node->seconds and accumulate
- * per op kind (mxp_graph_profile). Off by default (it costs clock reads). */
+/* Time every op's forward and backward and accumulate the seconds per op
+ * kind (mxp_graph_profile). Off by default (it costs clock reads). */
 MXP_API void mxp_graph_set_profiling(mxp_graph_t *g, int on);
 
 /* Per-op-kind seconds accumulated since profiling was switched on: calls

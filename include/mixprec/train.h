@@ -77,7 +77,9 @@ MXP_API void mxp_accelerator_free(mxp_accelerator_t *acc);
 
 /* accelerator.prepare(model, optimizer, train_loader, valid_loader): switch
  * the model to the working dtype (with or without fp32 master weights), bind
- * the optimizer to it, remember the loaders (lent; valid may be NULL).
+ * the optimizer to it. The loaders (either may be NULL) are part of the
+ * signature, as in accelerate; in one process they are used as they are
+ * (sharding by rank belongs to data parallelism, not yet here).
  * Retains model and optimizer, which must outlive the accelerator.
  * Errors: MXP_ERR_INVALID_ARG (prepared twice), from the callees. */
 MXP_API mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model,

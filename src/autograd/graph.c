@@ -207,10 +207,8 @@ static mxp_status walk(mxp_graph_t *g) {
         double t0 = g->profiling ? mxp_graph_clock() : 0.0;
         MXP_TRY(n->backward(g, n));
         if (g->profiling) {
-            double dt = mxp_graph_clock() - t0;
-            n->seconds += dt;
             profile_row *r = profile_row_for(g, n->op);
-            if (r) r->bwd_s += dt;
+            if (r) r->bwd_s += mxp_graph_clock() - t0;
         }
     }
     return MXP_OK;

@@ -25,7 +25,6 @@ struct mxp_accelerator {
     mxp_graph_t *graph;
     mxp_model_t *model;   /* retained */
     mxp_optimizer_t *opt; /* retained */
-    mxp_loader_t *train, *valid;
     int have_schedule;
     mxp_schedule sched;
     int micro;     /* micro-batches backpropagated in this cycle */
@@ -162,8 +161,10 @@ mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model, m
     mxp_model_zero_grad(model);
     acc->model = model;
     acc->opt = opt;
-    acc->train = train;
-    acc->valid = valid;
+    /* the loaders are taken for accelerate's signature; one process reads them as they
+     * are (sharding them by rank is the data-parallel layer's job) */
+    (void)train;
+    (void)valid;
     return MXP_OK;
 }
 
