@@ -10,68 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include "cli_run.h"
+#include "tiny_idx.h"
 #include "mixprec.h"
 
 static char root[] = "/tmp/mixprec_train_cli_XXXXXX";
-
-static void put_be32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-/* an IDX file of n images (28x28) or labels; gz: through zlib. truncate: drop that many
- * trailing bytes. label_bad: index given label 12. */
-static void write_idx(const char *dir, const char *name, int images, uint32_t n, int gz,
-                      size_t truncate, int label_bad) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s%s", dir, name, gz ? ".gz" : "");
-    const size_t hdr = images ? 16 : 8, body = images ? (size_t)n * 784 : n;
-    unsigned char *buf = malloc(hdr + body);
-    buf[0] = buf[1] = 0;
-    buf[2] = 0x08;
-    buf[3] = images ? 3 : 1;
-    put_be32(buf + 4, n);
-    if (images) {
-        put_be32(buf + 8, 28);
-        put_be32(buf + 12, 28);
-    }
-    for (size_t i = 0; i < body; i++) /* a class-dependent pattern a model can learn */
-        buf[hdr + i] =
-            images ? (unsigned char)(((i / 784) % 10 == (i % 784) % 10) * 200 + (i * 7) % 31)
-                   : (unsigned char)(i % 10);
-    if (!images && label_bad >= 0) buf[hdr + (size_t)label_bad] = 12;
-    const size_t len = hdr + body - truncate;
-    if (gz) {
-        gzFile f = gzopen(path, "wb");
-        gzwrite(f, buf, (unsigned)len);
-        gzclose(f);
-    } else {
-        FILE *f = fopen(path, "wb");
-        fwrite(buf, 1, len, f);
-        fclose(f);
-    }
-    free(buf);
-}
-
-/* a dataset directory root/name with train (n_train) and t10k (n_test) files */
-static const char *make_set(const char *name, uint32_t n_train, uint32_t n_labels, uint32_t n_test,
-                            size_t truncate_images, int label_bad) {
-    static char dir[8][512];
-    static int k;
-    char *d = dir[k++ % 8];
-    snprintf(d, 512, "%s/%s", root, name);
-    mkdir(d, 0700);
-    write_idx(d, "train-images-idx3-ubyte", 1, n_train, 1, truncate_images, -1);
-    write_idx(d, "train-labels-idx1-ubyte", 0, n_labels, 0, 0, label_bad);
-    write_idx(d, "t10k-images-idx3-ubyte", 1, n_test, 0, 0, -1);
-    write_idx(d, "t10k-labels-idx1-ubyte", 0, n_test, 1, 0, -1);
-    return d;
-}
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -185,17 +129,17 @@ static void test_bad_input(const char *good) {
     result_free(&r);
     expect_usage_env("missing dataset", ARGS(missing_root), ARGS("train"), 2);
     EXPECT_USAGE("train", "--data", empty);
-    const char *trunc = make_set("truncated", 64, 64, 32, 100, -1);
+    const char *trunc = make_set(root, "truncated", 64, 64, 32, 100, -1);
     r = RUN("train", "--data", trunc);
     CHECK(strstr(r.err, "train-images-idx3-ubyte"), "truncated file named: %s", r.err);
     result_free(&r);
     EXPECT_USAGE("train", "--data", trunc);
-    const char *badlabel = make_set("badlabel", 64, 64, 32, 0, 5);
+    const char *badlabel = make_set(root, "badlabel", 64, 64, 32, 0, 5);
     r = RUN("train", "--data", badlabel);
     CHECK(strstr(r.err, "12") && strstr(r.err, "range"), "label 12: %s", r.err);
     result_free(&r);
     EXPECT_USAGE("train", "--data", badlabel);
-    EXPECT_USAGE("train", "--data", make_set("counts", 64, 63, 32, 0, -1));
+    EXPECT_USAGE("train", "--data", make_set(root, "counts", 64, 63, 32, 0, -1));
     EXPECT_USAGE("train", "--data", good, "--batch-size", "-3");
     EXPECT_USAGE("train", "--data", good, "--batch-size", "0");
     EXPECT_USAGE("train", "--data", good, "--batch-size", "65");
@@ -229,7 +173,8 @@ static void test_bad_input(const char *good) {
     /* eval: no checkpoint, a checkpoint of another model, a corrupt config */
     EXPECT_USAGE("eval");
     EXPECT_USAGE("eval", "--checkpoint", empty);
-    snprintf(ck, sizeof ck, "%s/ck_no", root);
+    snprintf(path, sizeof path, "%s/ck_no", root); /* an output directory: its newest */
+    CHECK(mxp_checkpoint_find(path, ck, sizeof ck) == MXP_OK, "find: %s", mxp_last_error());
     snprintf(path, sizeof path, "%s/config.json", ck);
     char *cfg = read_text(path);
     CHECK(cfg != NULL, "checkpoint config.json exists");
@@ -263,7 +208,7 @@ int main(void) {
         fprintf(stderr, "cannot make a temporary directory\n");
         return 1;
     }
-    const char *good = make_set("good", 64, 64, 32, 0, -1);
+    const char *good = make_set(root, "good", 64, 64, 32, 0, -1);
     test_runs(good);
     test_bad_input(good);
     char cmd[600];

@@ -7,6 +7,7 @@
  *                     past the end) that exits 2 when memory runs out
  *   esize, get, put   the size of an F32/F16/BF16 element; one element read or stored as float
  *                     (stored with the library's round-to-nearest-even conversion)
+ *   file_bytes        a whole file into a malloc'd buffer, NUL-terminated; NULL if unreadable
  *   tmpdir_make, tpath, tmpdir_remove
  *                     a fresh directory /tmp/mxp-test-NAME.XXXXXX, paths of files in it, and
  *                     its removal with everything in it
@@ -88,6 +89,19 @@ static inline void put(mxp_dtype dt, void *p, size_t i, float v) {
 }
 
 /* ---- a temporary directory ----------------------------------------------------------------- */
+
+static inline unsigned char *file_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    *n = b ? fread(b, 1, (size_t)len, f) : 0;
+    if (b) b[*n] = '\0';
+    fclose(f);
+    return b;
+}
 
 static char tmpdir[64]; /* made by tmpdir_make, removed by tmpdir_remove */
 

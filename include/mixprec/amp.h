@@ -55,7 +55,7 @@ typedef struct mxp_scaler_config {
     float backoff_factor;    /* 0.5 */
     int64_t growth_interval; /* 2000 clean steps */
     int hysteresis;          /* 1 = back off at every overflow (GradScaler); DeepSpeed uses 2 */
-    float min_scale;         /* 0 = no floor */
+    float min_scale;         /* the floor; 0 = FLT_MIN (GradScaler has none) */
     float max_scale;         /* 0 = no ceiling (growth stops only at inf) */
 } mxp_scaler_config;
 
@@ -69,6 +69,9 @@ typedef struct mxp_scaler {
     int hysteresis_left;    /* overflows still tolerated before a backoff */
     int64_t skipped;        /* steps skipped so far */
     int64_t overflows;      /* overflowing steps seen (= skipped) */
+    int collapsed;          /* sticky: a backoff fell due with the scale already at its floor
+                               (min_scale, or FLT_MIN without one): scaling cannot help, the
+                               run has diverged and must stop rather than go on skipping */
 } mxp_scaler;
 
 /* Errors: MXP_ERR_INVALID_ARG (a scale <= 0 or not finite, growth <= 1,
@@ -77,7 +80,9 @@ MXP_API mxp_status mxp_scaler_init(mxp_scaler *s, const mxp_scaler_config *c);
 
 /* Account for one optimizer step whose gradients did (found_inf != 0) or did
  * not overflow; returns 1 when the step must be skipped, else 0. Updates the
- * scale as described at the top. */
+ * scale as described at the top; a backoff never goes below the floor. When
+ * a backoff falls due with the scale already at its floor, s->collapsed is
+ * set (DeepSpeed raises at that point) and the caller must stop. */
 MXP_API int mxp_scaler_update(mxp_scaler *s, int found_inf);
 
 #ifdef __cplusplus

@@ -71,6 +71,19 @@ MXP_API mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_m
 
 /* Completed steps; bytes of optimizer state (moments). */
 MXP_API int64_t mxp_optimizer_steps(const mxp_optimizer_t *o);
+/* Set the step counter (a resumed run: AdamW's bias correction continues from
+ * it). Errors: MXP_ERR_INVALID_ARG (steps < 0). */
+MXP_API mxp_status mxp_optimizer_set_steps(mxp_optimizer_t *o, int64_t steps);
+
+/* The fp32 moments of parameter i of the bound model, each (numel of the
+ * parameter), owned by the optimizer and writable (a checkpoint reads them
+ * back in place): AdamW exp_avg and exp_avg_sq; SGD the momentum buffer in
+ * *m1 and NULL in *m2 (both NULL without momentum). Their names in a
+ * checkpoint are in *n1, *n2 ("exp_avg", "exp_avg_sq", "momentum_buffer",
+ * PyTorch's). Errors: MXP_ERR_INVALID_ARG (not bound, i out of range). */
+MXP_API mxp_status mxp_optimizer_moments(const mxp_optimizer_t *o, int i, float **m1, float **m2,
+                                         const char **n1, const char **n2);
+MXP_API const mxp_model_t *mxp_optimizer_model(const mxp_optimizer_t *o);
 MXP_API size_t mxp_optimizer_state_bytes(const mxp_optimizer_t *o);
 MXP_API const mxp_optim_config *mxp_optimizer_config(const mxp_optimizer_t *o);
 

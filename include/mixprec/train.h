@@ -55,12 +55,14 @@ typedef struct mxp_accelerator_options {
     int64_t growth_interval; /* 0: 2000 */
     int hysteresis;          /* 0: 1 (GradScaler) */
     float init_scale;        /* 0: 65536 */
-    float min_scale, max_scale; /* 0: no bound */
-    int grad_accum;  /* micro-batches per optimizer step; 0: MIXPREC_GRAD_ACCUM, else 1 */
-    int num_threads; /* 0: MIXPREC_NUM_THREADS, else every core */
-    uint64_t seed;   /* dropout masks */
-    int stats_every; /* count zero gradients and lost updates every N steps; 0 never */
-    int profile;     /* time every op (mxp_graph_profile) */
+    float min_scale;         /* the floor: 0 = 1 (DeepSpeed's min_loss_scale); an fp16 run
+                                whose scale must back off below it stops (MXP_ERR_NONFINITE) */
+    float max_scale;         /* 0: no ceiling */
+    int grad_accum;          /* micro-batches per optimizer step; 0: MIXPREC_GRAD_ACCUM, else 1 */
+    int num_threads;         /* 0: MIXPREC_NUM_THREADS, else every core */
+    uint64_t seed;           /* dropout masks */
+    int stats_every;         /* count zero gradients and lost updates every N steps; 0 never */
+    int profile;             /* time every op (mxp_graph_profile) */
 } mxp_accelerator_options;
 
 /* Everything unset. */
@@ -109,6 +111,12 @@ MXP_API mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *los
  * accumulation cycle (the next mxp_accelerator_step updates the weights). */
 MXP_API int mxp_accelerator_sync_gradients(const mxp_accelerator_t *acc);
 
+/* End the accumulation cycle early (the data ran out before grad_accum
+ * micro-batches): the next mxp_accelerator_step updates the weights with the
+ * gradients accumulated so far, each still weighted 1/grad_accum (as the HF
+ * Trainer does at an epoch's end). Nothing happens when no micro-batch is pending. */
+MXP_API void mxp_accelerator_end_cycle(mxp_accelerator_t *acc);
+
 /* The global norm of the unscaled gradients (one pass that also detects
  * inf/NaN), and clip them to max_norm (> 0; 0 = only measure) by folding the
  * coefficient into the update. *norm (optional) gets the norm before clipping
@@ -132,7 +140,10 @@ typedef struct mxp_step_result {
  * for overflow (if clip_grad_norm did not), update the scaler, apply the
  * optimizer unless the step is skipped, advance the schedule, clear the
  * gradients. Between cycles it does nothing (stepped = 0). res is optional.
- * Errors: from the optimizer. */
+ * Divergence is an error, never a silent skip: without a loss scaler (fp32,
+ * bf16) non-finite gradients, and in fp16 a loss scale that must back off
+ * below its floor, return MXP_ERR_NONFINITE naming the step (1-based); the
+ * weights are left as they were before the step. Errors: also from the optimizer. */
 MXP_API mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res);
 
 /* What the accelerator resolved, and its counters. */
@@ -141,6 +152,26 @@ MXP_API const mxp_scaler *mxp_accelerator_scaler(const mxp_accelerator_t *acc);
 MXP_API int mxp_accelerator_master_weights(const mxp_accelerator_t *acc);
 MXP_API int mxp_accelerator_grad_accum(const mxp_accelerator_t *acc);
 MXP_API int64_t mxp_accelerator_applied_steps(const mxp_accelerator_t *acc);
+
+/* What a checkpoint must carry for the accelerator to continue exactly where
+ * it stopped (at an optimizer-step boundary). */
+typedef struct mxp_accel_state {
+    int64_t steps;         /* optimizer steps taken, applied or skipped */
+    int64_t applied;       /* of those, applied: the schedule's position, AdamW's bias correction */
+    int64_t micro_batches; /* micro-batches backpropagated so far: keys the dropout masks */
+    mxp_scaler scaler;     /* scale, growth tracker, hysteresis left, skip counters (cfg ignored
+                              on restore: the run's own options stay in force) */
+} mxp_accel_state;
+
+/* Read the state (any time; meaningful at a step boundary). */
+MXP_API void mxp_accelerator_get_state(const mxp_accelerator_t *acc, mxp_accel_state *s);
+
+/* Restore a state saved by mxp_accelerator_get_state, after prepare and
+ * before the first micro-batch; also sets the optimizer's step counter to
+ * s->applied. Errors: MXP_ERR_INVALID_ARG (not prepared, in the middle of an
+ * accumulation cycle, negative counters, applied > steps, a scale that is not
+ * a positive finite number). */
+MXP_API mxp_status mxp_accelerator_set_state(mxp_accelerator_t *acc, const mxp_accel_state *s);
 
 /* Bytes per kind of memory (DESIGN.md metrics "memory_bytes"). */
 typedef struct mxp_memory_report {
@@ -163,29 +194,6 @@ MXP_API void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_rep
 MXP_API mxp_status mxp_evaluate(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
                                 double *loss, double *accuracy);
 
-/* ---- checkpoints ------------------------------------------------------------------- */
-/* A checkpoint directory holds model.safetensors (the fp32 weights under their
- * layer names, "conv1.weight", ...) and config.json (the model's
- * configuration, the data normalisation, the precision it was trained in and
- * the mixprec version). Both are written atomically. (The optimizer and
- * scaler state for exact resumption is not saved yet.) */
-
-/* Save a model made by mxp_model_create into dir (created if missing): its
- * fp32 master weights, or with master weights off its 16-bit weights widened
- * exactly to fp32. Errors: MXP_ERR_INVALID_ARG (a hand-built model),
- * MXP_ERR_IO (naming the path and the system error), MXP_ERR_NOMEM. */
-MXP_API mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, float mean, float std,
-                                       const char *mixed_precision);
-
-/* Rebuild the model saved in dir, in fp32 (ready for mxp_model_set_precision),
- * and the normalisation it was trained with; *mixed_precision (optional, 8
- * bytes) receives the precision it was trained in. Errors: MXP_ERR_IO (a file
- * missing, named), MXP_ERR_FORMAT (config.json does not parse or names an
- * unknown model; a weight missing or of another shape: the checkpoint is not
- * of this model; each one line naming the file). */
-MXP_API mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, float *mean, float *std,
-                                       char *mixed_precision);
-
 /* ---- the Trainer ------------------------------------------------------------------ */
 
 typedef struct mxp_trainer_args {
@@ -197,7 +205,7 @@ typedef struct mxp_trainer_args {
     int hysteresis;          /* 0 = default */
     int64_t growth_interval; /* 0 = default */
     float init_scale;        /* 0 = 65536 */
-    float min_scale;         /* 0 = no floor */
+    float min_scale;         /* 0 = the accelerator's default floor, 1 */
     float max_scale;         /* 0 = no ceiling */
     char optimizer[8];       /* "sgd" | "adamw" */
     float lr;                /* 0 = the optimizer's default */
@@ -212,9 +220,14 @@ typedef struct mxp_trainer_args {
     float grad_clip;   /* 0 = off */
     int grad_accum;    /* 0 = from the environment, else 1 */
     uint64_t seed;
-    int threads;    /* 0 = MIXPREC_NUM_THREADS or every core */
-    char log[512];  /* JSON-lines file, "" = none */
-    char save[512]; /* checkpoint directory written after every epoch, "" = none */
+    int threads;        /* 0 = MIXPREC_NUM_THREADS or every core */
+    char log[512];      /* JSON-lines file, "" = none */
+    char save[512];     /* output directory: checkpoints go to save/checkpoint-<step>, "" = none */
+    int64_t save_every; /* save every N optimizer steps; 0 = at the end of every epoch. The
+                           final state is always saved. */
+    int keep_last;      /* keep the newest K checkpoints in save/, delete older ones; 0 = all */
+    char resume[512];   /* continue from this checkpoint (or the newest one in this output
+                           directory), "" = a fresh run */
     int64_t log_every;
     int stats_every; /* numerics counters every N steps (0 = off) */
     float dropout;   /* < 0 = the model's default */
@@ -241,6 +254,104 @@ MXP_API mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key, co
  * mxp_trainer_args_set, prefixed with file:line. */
 MXP_API mxp_status mxp_trainer_args_load(mxp_trainer_args *a, const char *path);
 
+/* Every argument as the text mxp_trainer_args_set accepts, in a fixed order
+ * (key spelled with dashes). A checkpoint's config.json records them this way. */
+MXP_API void mxp_trainer_args_each(const mxp_trainer_args *a,
+                                   void (*fn)(const char *key, const char *value, void *user),
+                                   void *user);
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+/* A checkpoint is a directory (DESIGN.md "Checkpoints"):
+ *   model.safetensors           the fp32 master weights under their layer names
+ *                               ("conv1.weight", ...); metadata format, mixprec_version
+ *   training_state.safetensors  the optimizer moments, F32, named
+ *                               "optimizer.exp_avg.<param>", "optimizer.exp_avg_sq.<param>"
+ *                               (AdamW) or "optimizer.momentum_buffer.<param>" (SGD), and in
+ *                               __metadata__ the counters: step, applied steps, micro-batches,
+ *                               epoch, data position, seed, the loss scale (%.9g, exact), its
+ *                               growth tracker, hysteresis left, skipped steps
+ *   config.json                 format, mixprec version, model architecture, precision mode,
+ *                               master weights, data normalisation, the training arguments
+ * The Trainer writes them as <output dir>/checkpoint-<step>. The whole
+ * directory is written under a temporary name, every file fsync'd, then
+ * renamed into place and the parent fsync'd: a crash or a full disk leaves
+ * either the complete new checkpoint or nothing, never a half-written one. */
+
+#define MXP_CHECKPOINT_FORMAT 2 /* config.json "format" written; 1 (no training state) is read */
+
+/* Where a run stands, at an optimizer-step boundary. */
+typedef struct mxp_train_state {
+    mxp_accel_state accel;
+    int64_t epoch;    /* the epoch in progress (0-based) */
+    int64_t position; /* samples of it already consumed (0 at an epoch's start) */
+} mxp_train_state;
+
+/* Everything in a checkpoint besides the tensors. */
+typedef struct mxp_checkpoint_meta {
+    int format;               /* read: config.json "format"; ignored when saving */
+    char mixprec_version[32]; /* read: the version that wrote it; ignored when saving */
+    char mixed_precision[8];  /* "no" | "fp16" | "bf16" */
+    int master_weights;
+    float mean, std; /* the data normalisation the model was trained with */
+    int have_args;   /* args is meaningful */
+    mxp_trainer_args args;
+    int have_state;    /* state is meaningful (training_state.safetensors exists) */
+    char optimizer[8]; /* with have_state: "adamw" | "sgd" */
+    mxp_train_state state;
+} mxp_checkpoint_meta;
+
+/* Zero everything; mixed_precision "no", master_weights 1, std 1. */
+MXP_API void mxp_checkpoint_meta_init(mxp_checkpoint_meta *meta);
+
+/* Write checkpoint directory dir (its parent must exist; an existing dir is
+ * replaced as a whole): model.safetensors from m (fp32 masters, or with master
+ * weights off the 16-bit weights widened exactly), config.json from meta and
+ * m->config, and when opt is not NULL and meta->have_state,
+ * training_state.safetensors with opt's moments and meta->state. m must come
+ * from mxp_model_create. Errors: MXP_ERR_INVALID_ARG (a hand-built model, an
+ * optimizer bound to another model), MXP_ERR_IO (naming the path and the
+ * system error, e.g. "No space left on device"; the temporary directory is
+ * removed and a previous dir is left as it was), MXP_ERR_NOMEM. */
+MXP_API mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m,
+                                       const mxp_optimizer_t *opt, const mxp_checkpoint_meta *meta);
+
+/* Parse a config.json: *meta (format, version, precision, normalisation,
+ * training arguments) and the model configuration *mc. Errors: MXP_ERR_IO (cannot
+ * open), MXP_ERR_FORMAT (not JSON, a key missing or of the wrong type or out of
+ * range, an unknown model, a format newer than MXP_CHECKPOINT_FORMAT or a
+ * training argument the setter refuses: one line naming the file and key). */
+MXP_API mxp_status mxp_checkpoint_read_config(const char *path, mxp_checkpoint_meta *meta,
+                                              mxp_model_config *mc);
+
+/* Rebuild the model saved in dir, in fp32 (ready for mxp_model_set_precision),
+ * with *meta filled from config.json and, when present,
+ * training_state.safetensors's counters (meta->have_state). Errors: as
+ * mxp_checkpoint_read_config; MXP_ERR_IO (a file missing, named);
+ * MXP_ERR_FORMAT (a weight missing or of another shape or an extra tensor: the
+ * checkpoint is not of this model; a bad counter). One line each, naming the file. */
+MXP_API mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out,
+                                       mxp_checkpoint_meta *meta);
+
+/* Read the optimizer moments of training_state.safetensors in dir into opt
+ * (created with the same kind, bound to the model loaded from dir). Errors:
+ * MXP_ERR_IO (no training state: the checkpoint is for inference only),
+ * MXP_ERR_FORMAT (another optimizer kind, a moment missing, of another shape,
+ * or an extra tensor). */
+MXP_API mxp_status mxp_checkpoint_load_optimizer(const char *dir, mxp_optimizer_t *opt);
+
+/* Resolve path to a checkpoint directory: path itself when it holds
+ * config.json, else its newest checkpoint-<N> subdirectory (largest N) that
+ * holds one. out gets the directory (size bytes). Errors: MXP_ERR_IO (path
+ * does not exist, or holds no checkpoint: the message says what was looked
+ * for), MXP_ERR_INVALID_ARG (out too small). */
+MXP_API mxp_status mxp_checkpoint_find(const char *path, char *out, size_t size);
+
+/* In output directory dir, delete all but the newest `keep` checkpoint-<N>
+ * directories (each renamed out of sight first, so a crash mid-delete leaves
+ * no half-deleted checkpoint), and any temporary directory a killed save left
+ * behind. keep < 1 keeps all. Errors: MXP_ERR_IO naming the path. */
+MXP_API mxp_status mxp_checkpoint_rotate(const char *dir, int keep);
+
 /* What the trainer reports as it runs. */
 typedef enum mxp_train_event_kind {
     MXP_TRAIN_EVENT_START = 0, /* before the first step: totals are known */
@@ -262,6 +373,8 @@ typedef struct mxp_train_summary {
     double zero_grad_frac, lost_update_frac;
     float final_loss_scale;
     char model_desc[256];
+    int64_t first_step;   /* > 0: resumed from checkpoint at this step */
+    char checkpoint[512]; /* the newest checkpoint written (or resumed from), "" if none */
     /* with args.profile: seconds per op kind over the whole run */
     int n_profile;
     struct {

@@ -3,6 +3,7 @@
  * DeepSpeed's hysteresis as an option). It keeps no gradients: the caller
  * finds overflows (mxp_grad_norm) and reports them here.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -86,9 +87,10 @@ int mxp_scaler_update(mxp_scaler *s, int found_inf) {
             if (s->hysteresis_left > 1) {
                 s->hysteresis_left--; /* tolerated: skip, keep the scale */
             } else {
+                const float floor = c->min_scale > 0.0f ? c->min_scale : FLT_MIN;
+                if (s->scale <= floor) s->collapsed = 1; /* nothing left to back off to */
                 float next = s->scale * c->backoff_factor;
-                if (next < c->min_scale) next = c->min_scale;
-                s->scale = next;
+                s->scale = next < floor ? floor : next;
             }
             s->growth_tracker = 0;
         }

@@ -19,6 +19,11 @@
 mxp_status mxp_error_set(mxp_status st, const char *file, int line, const char *fmt, ...)
     MXP_PRINTF(4, 5);
 
+/* The last error's message without its "file.c:123: " prefix, for a caller
+ * that wraps it in a message of its own (copy it first: the next MXP_FAIL
+ * overwrites the buffer). */
+const char *mxp_last_error_text(void);
+
 /* return MXP_FAIL(MXP_ERR_SHAPE, "m=%zu does not match", m); */
 #define MXP_FAIL(st, ...) mxp_error_set((st), __FILE__, __LINE__, __VA_ARGS__)
 

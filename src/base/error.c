@@ -45,3 +45,12 @@ mxp_status mxp_error_set(mxp_status st, const char *file, int line, const char *
     va_end(ap);
     return st;
 }
+
+const char *mxp_last_error_text(void) {
+    const char *p = last_error;
+    while (*p && *p != ':' && *p != ' ') p++; /* the file name */
+    if (*p != ':' || p[1] < '0' || p[1] > '9') return last_error;
+    p++;
+    while (*p >= '0' && *p <= '9') p++; /* the line */
+    return p[0] == ':' && p[1] == ' ' ? p + 2 : last_error;
+}

@@ -165,6 +165,28 @@ mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_mul,
 }
 
 int64_t mxp_optimizer_steps(const mxp_optimizer_t *o) { return o ? o->steps : 0; }
+
+mxp_status mxp_optimizer_set_steps(mxp_optimizer_t *o, int64_t steps) {
+    if (!o || steps < 0)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "optimizer step count %lld must be >= 0",
+                        (long long)steps);
+    o->steps = steps;
+    return MXP_OK;
+}
+
+mxp_status mxp_optimizer_moments(const mxp_optimizer_t *o, int i, float **m1, float **m2,
+                                 const char **n1, const char **n2) {
+    if (!o || !o->model || i < 0 || i >= o->n || !m1 || !m2)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "optimizer moments: not bound or index %d out of range", i);
+    *m1 = o->m[i];
+    *m2 = o->v[i];
+    if (n1) *n1 = o->cfg.kind == MXP_OPTIM_ADAMW ? "exp_avg" : "momentum_buffer";
+    if (n2) *n2 = o->cfg.kind == MXP_OPTIM_ADAMW ? "exp_avg_sq" : NULL;
+    return MXP_OK;
+}
+
+const mxp_model_t *mxp_optimizer_model(const mxp_optimizer_t *o) { return o ? o->model : NULL; }
 size_t mxp_optimizer_state_bytes(const mxp_optimizer_t *o) { return o ? o->state_bytes : 0; }
 const mxp_optim_config *mxp_optimizer_config(const mxp_optimizer_t *o) {
     return o ? &o->cfg : NULL;

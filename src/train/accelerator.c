@@ -113,8 +113,10 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
     if (o->init_scale > 0.0f && sc.dynamic) sc.init_scale = o->init_scale;
     if (o->growth_interval > 0) sc.growth_interval = o->growth_interval;
     if (o->hysteresis > 0) sc.hysteresis = o->hysteresis;
-    sc.min_scale = o->min_scale;
     sc.max_scale = o->max_scale;
+    sc.min_scale = o->min_scale > 0.0f ? o->min_scale : 1.0f; /* DeepSpeed's min_loss_scale */
+    if (o->min_scale <= 0.0f && sc.max_scale > 0.0f && sc.min_scale > sc.max_scale)
+        sc.min_scale = sc.max_scale; /* a ceiling under the default floor lowers the floor */
     int accum = o->grad_accum;
     if (accum <= 0) {
         accum = 1;
@@ -211,6 +213,10 @@ int mxp_accelerator_sync_gradients(const mxp_accelerator_t *acc) {
     return acc->micro >= acc->grad_accum;
 }
 
+void mxp_accelerator_end_cycle(mxp_accelerator_t *acc) {
+    if (acc->micro > 0) acc->micro = acc->grad_accum;
+}
+
 mxp_status mxp_accelerator_clip_grad_norm(mxp_accelerator_t *acc, float max_norm, float *norm) {
     if (!acc || !(max_norm >= 0.0f)) return MXP_FAIL(MXP_ERR_INVALID_ARG, "max norm must be >= 0");
     if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "clip_grad_norm before prepare");
@@ -251,7 +257,20 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
     const float grad_mul = acc->clip_coef / acc->scaler.scale;
     const int stats = acc->stats_every > 0 && acc->cycles % acc->stats_every == 0;
     if (stats && !acc->found_inf) MXP_TRY(zero_grad_fraction(acc->model, &r.zero_grad_frac));
+    if (acc->found_inf && !acc->scaler.cfg.enabled)
+        return MXP_FAIL(MXP_ERR_NONFINITE,
+                        "step %lld: a gradient is not finite in %s mode, where no loss scaler can "
+                        "absorb it: the run has diverged",
+                        (long long)acc->cycles + 1,
+                        acc->prec == MXP_PREC_NO ? "fp32" : mxp_precision_name(acc->prec));
     r.skipped = mxp_scaler_update(&acc->scaler, acc->found_inf);
+    if (acc->scaler.collapsed)
+        return MXP_FAIL(MXP_ERR_NONFINITE,
+                        "step %lld: the gradients overflow with the loss scale already at its "
+                        "minimum %g (%lld steps skipped): the run has diverged, scaling cannot "
+                        "save it",
+                        (long long)acc->cycles + 1, (double)acc->scaler.scale,
+                        (long long)acc->scaler.skipped);
     if (!r.skipped) {
         r.lr = acc->have_schedule ? mxp_schedule_lr(&acc->sched, acc->applied)
                                   : mxp_optimizer_config(acc->opt)->lr;
@@ -270,6 +289,48 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
     acc->found_inf = 0;
     acc->clip_coef = 1.0f;
     if (res) *res = r;
+    return MXP_OK;
+}
+
+void mxp_accelerator_get_state(const mxp_accelerator_t *acc, mxp_accel_state *s) {
+    memset(s, 0, sizeof *s);
+    s->steps = acc->cycles;
+    s->applied = acc->applied;
+    s->micro_batches = acc->micro_total;
+    s->scaler = acc->scaler;
+}
+
+mxp_status mxp_accelerator_set_state(mxp_accelerator_t *acc, const mxp_accel_state *s) {
+    if (!acc || !s) return MXP_FAIL(MXP_ERR_INVALID_ARG, "set_state: NULL argument");
+    if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "set_state before prepare");
+    if (acc->micro != 0)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "set_state in the middle of a gradient accumulation cycle");
+    const mxp_scaler *sc = &s->scaler;
+    if (s->steps < 0 || s->applied < 0 || s->applied > s->steps || s->micro_batches < 0 ||
+        sc->growth_tracker < 0 || sc->hysteresis_left < 0 || sc->skipped < 0 || sc->overflows < 0 ||
+        sc->skipped > s->steps)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "training state: inconsistent counters (steps %lld, applied %lld, "
+                        "micro-batches %lld, skipped %lld)",
+                        (long long)s->steps, (long long)s->applied, (long long)s->micro_batches,
+                        (long long)sc->skipped);
+    if (!(sc->scale > 0.0f) || !isfinite(sc->scale))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "training state: loss scale %g is not a positive number",
+                        (double)sc->scale);
+    MXP_TRY(mxp_optimizer_set_steps(acc->opt, s->applied));
+    acc->cycles = s->steps;
+    acc->applied = s->applied;
+    acc->micro_total = s->micro_batches;
+    const mxp_scaler_config cfg = acc->scaler.cfg; /* this run's settings stay */
+    acc->scaler = *sc;
+    acc->scaler.cfg = cfg;
+    acc->scaler.collapsed = 0;
+    if (!cfg.enabled)
+        acc->scaler.scale = 1.0f; /* a mode without scaling: the scale is 1 */
+    else if (!cfg.dynamic)
+        acc->scaler.scale = cfg.init_scale;
     return MXP_OK;
 }
 

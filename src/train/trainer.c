@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "autograd/autograd_impl.h"
 #include "base/base_impl.h"
@@ -175,6 +176,14 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
     }
     if (IS("log")) return copy_str(key, v, a->log, sizeof a->log);
     if (IS("save") || IS("output-dir")) return copy_str(key, v, a->save, sizeof a->save);
+    if (IS("save-every") || IS("save-steps")) return parse_i64(key, v, 0, &a->save_every);
+    if (IS("keep-last") || IS("save-total-limit")) {
+        MXP_TRY(parse_i64(key, v, 0, &i64));
+        a->keep_last = i64 > 1000000 ? 1000000 : (int)i64;
+        return MXP_OK;
+    }
+    if (IS("resume") || IS("resume-from-checkpoint"))
+        return copy_str(key, v, a->resume, sizeof a->resume);
     if (IS("log-every") || IS("logging-steps")) return parse_i64(key, v, 1, &a->log_every);
     if (IS("stats-every")) {
         MXP_TRY(parse_i64(key, v, 0, &i64));
@@ -209,6 +218,56 @@ mxp_status mxp_trainer_args_load(mxp_trainer_args *a, const char *path) {
     return st;
 }
 
+typedef void (*each_fn)(const char *key, const char *value, void *user);
+
+static void put_i64(each_fn fn, void *u, const char *key, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    fn(key, buf, u);
+}
+
+static void put_f32(each_fn fn, void *u, const char *key, float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)v); /* reads back to the same float */
+    fn(key, buf, u);
+}
+
+void mxp_trainer_args_each(const mxp_trainer_args *a, each_fn fn, void *u) {
+    fn("model", a->model, u);
+    fn("data", a->data, u);
+    if (a->mixed_precision[0]) fn("mixed-precision", a->mixed_precision, u);
+    if (a->master_weights >= 0) fn("master-weights", a->master_weights ? "true" : "false", u);
+    if (a->loss_scale[0]) fn("loss-scale", a->loss_scale, u);
+    if (a->hysteresis > 0) put_i64(fn, u, "hysteresis", a->hysteresis);
+    if (a->growth_interval > 0) put_i64(fn, u, "growth-interval", a->growth_interval);
+    if (a->init_scale > 0.0f) put_f32(fn, u, "init-loss-scale", a->init_scale);
+    if (a->min_scale > 0.0f) put_f32(fn, u, "min-loss-scale", a->min_scale);
+    if (a->max_scale > 0.0f) put_f32(fn, u, "max-loss-scale", a->max_scale);
+    fn("optimizer", a->optimizer, u);
+    if (a->lr > 0.0f) put_f32(fn, u, "lr", a->lr);
+    if (a->weight_decay >= 0.0f) put_f32(fn, u, "weight-decay", a->weight_decay);
+    if (a->momentum >= 0.0f) put_f32(fn, u, "momentum", a->momentum);
+    fn("nesterov", a->nesterov ? "true" : "false", u);
+    fn("schedule", a->schedule, u);
+    put_i64(fn, u, "warmup-steps", a->warmup_steps);
+    put_i64(fn, u, "batch-size", a->batch_size);
+    put_i64(fn, u, "epochs", a->epochs);
+    put_i64(fn, u, "max-steps", a->max_steps);
+    put_f32(fn, u, "grad-clip", a->grad_clip);
+    if (a->grad_accum > 0) put_i64(fn, u, "grad-accum", a->grad_accum);
+    put_i64(fn, u, "seed", (int64_t)a->seed);
+    if (a->threads > 0) put_i64(fn, u, "threads", a->threads);
+    if (a->log[0]) fn("log", a->log, u);
+    if (a->save[0]) fn("save", a->save, u);
+    put_i64(fn, u, "save-every", a->save_every);
+    put_i64(fn, u, "keep-last", a->keep_last);
+    put_i64(fn, u, "log-every", a->log_every);
+    put_i64(fn, u, "stats-every", a->stats_every);
+    if (a->dropout >= 0.0f) put_f32(fn, u, "dropout", a->dropout);
+    if (a->hidden > 0) put_i64(fn, u, "hidden", a->hidden);
+    fn("profile", a->profile ? "true" : "false", u);
+}
+
 /* ---- the run ------------------------------------------------------------------ */
 
 typedef struct run {
@@ -226,6 +285,10 @@ typedef struct run {
     int64_t samples;
     double zero_sum, lost_sum;
     int64_t stats_n;
+    mxp_checkpoint_meta *resumed; /* the checkpoint resumed from, or NULL */
+    char resume_dir[4096];
+    char last_saved[4096]; /* the newest checkpoint this run wrote or resumed, "" if none */
+    int64_t saved_step;    /* its step (-1: none) */
 } run;
 
 static void emit(run *r, mxp_train_event *ev) {
@@ -338,6 +401,53 @@ static void collect_profile(const char *op, double f, double b, int64_t calls, v
     s->n_profile++;
 }
 
+/* A resumed run must build the model and read the data exactly as the saved run did. */
+static mxp_status check_resume(run *r, const mxp_model_config *want) {
+    const mxp_trainer_args *a = r->a;
+    const mxp_checkpoint_meta *cm = r->resumed;
+    const mxp_model_config *got = &r->model->config;
+    if (!cm->have_state)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint has no training state (an inference-only "
+                        "checkpoint); it can be evaluated or exported, not resumed",
+                        r->resume_dir);
+    if (strcmp(got->name, want->name) != 0 || got->H != want->H || got->W != want->W ||
+        got->C != want->C || got->n_classes != want->n_classes || got->hidden1 != want->hidden1 ||
+        got->hidden2 != want->hidden2 || got->channels1 != want->channels1 ||
+        got->channels2 != want->channels2 || got->dropout != want->dropout)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint holds a %s for %lldx%lldx%lld inputs and %d "
+                        "classes (hidden %lld, dropout %g), this run builds a %s for "
+                        "%lldx%lldx%lld and %d classes (hidden %lld, dropout %g); resume with "
+                        "the same --model, --hidden, --dropout and data",
+                        r->resume_dir, got->name, (long long)got->H, (long long)got->W,
+                        (long long)got->C, got->n_classes, (long long)got->hidden1,
+                        (double)got->dropout, want->name, (long long)want->H, (long long)want->W,
+                        (long long)want->C, want->n_classes, (long long)want->hidden1,
+                        (double)want->dropout);
+    if (cm->have_args) {
+        const mxp_trainer_args *b = &cm->args;
+        const char *what = strcmp(b->optimizer, a->optimizer) ? "optimizer"
+                           : b->batch_size != a->batch_size   ? "batch-size"
+                           : b->seed != a->seed               ? "seed"
+                                                              : NULL;
+        if (what)
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "--resume %s: the checkpoint was trained with --optimizer %s "
+                            "--batch-size %lld --seed %llu, this run has %s %lld %llu; resume "
+                            "with the same --%s (the data order and the state depend on it)",
+                            r->resume_dir, b->optimizer, (long long)b->batch_size,
+                            (unsigned long long)b->seed, a->optimizer, (long long)a->batch_size,
+                            (unsigned long long)a->seed, what);
+    }
+    if (cm->state.position > r->train_ds->n)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint stopped at sample %lld of an epoch, but "
+                        "this data has %lld training samples; resume on the same data",
+                        r->resume_dir, (long long)cm->state.position, (long long)r->train_ds->n);
+    return MXP_OK;
+}
+
 static mxp_status setup(run *r) {
     const mxp_trainer_args *a = r->a;
     char dir[4096];
@@ -362,7 +472,12 @@ static mxp_status setup(run *r) {
     for (int64_t i = 0; i < r->train_ds->n; i++)
         if (r->train_ds->labels[i] > max_label) max_label = r->train_ds->labels[i];
     mc.n_classes = max_label + 1 > 2 ? max_label + 1 : 2;
-    MXP_TRY(mxp_model_create(&r->model, &mc));
+    if (r->resumed) {
+        MXP_TRY(mxp_checkpoint_load(r->resume_dir, &r->model, r->resumed));
+        MXP_TRY(check_resume(r, &mc));
+    } else {
+        MXP_TRY(mxp_model_create(&r->model, &mc));
+    }
 
     mxp_optim_config oc;
     mxp_optim_kind kind;
@@ -392,6 +507,28 @@ static mxp_status setup(run *r) {
     MXP_TRY(mxp_accelerator_create(&r->acc, &ao));
     MXP_TRY(mxp_loader_create(&r->train, r->train_ds, a->batch_size, 1, a->seed, 0));
     MXP_TRY(mxp_accelerator_prepare(r->acc, r->model, r->opt, r->train, NULL));
+    if (r->resumed) {
+        const mxp_checkpoint_meta *cm = r->resumed;
+        const char *prec = mxp_precision_name(mxp_accelerator_precision(r->acc));
+        if (strcmp(cm->mixed_precision, prec) != 0 ||
+            cm->master_weights != mxp_accelerator_master_weights(r->acc))
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "--resume %s: the checkpoint was trained with --mixed-precision %s "
+                            "--master-weights %s, this run has %s %s; resume with the same "
+                            "(an exact resume needs them)",
+                            r->resume_dir, cm->mixed_precision, cm->master_weights ? "on" : "off",
+                            prec, mxp_accelerator_master_weights(r->acc) ? "on" : "off");
+        const int accum = mxp_accelerator_grad_accum(r->acc);
+        if (cm->have_args && cm->args.grad_accum > 0 && cm->args.grad_accum != accum)
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "--resume %s: the checkpoint was trained with --grad-accum %d, this "
+                            "run has %d; resume with the same",
+                            r->resume_dir, cm->args.grad_accum, accum);
+        MXP_TRY(mxp_checkpoint_load_optimizer(r->resume_dir, r->opt));
+        MXP_TRY(mxp_accelerator_set_state(r->acc, &cm->state.accel));
+        snprintf(r->last_saved, sizeof r->last_saved, "%s", r->resume_dir);
+        r->saved_step = cm->state.accel.steps;
+    }
 
     const int64_t per_epoch =
         (mxp_loader_batches_per_epoch(r->train) + mxp_accelerator_grad_accum(r->acc) - 1) /
@@ -402,7 +539,143 @@ static mxp_status setup(run *r) {
     mxp_schedule sc = {.base_lr = oc.lr, .warmup_steps = a->warmup_steps, .total_steps = total};
     MXP_TRY(mxp_schedule_parse(a->schedule, &sc.kind));
     mxp_accelerator_set_schedule(r->acc, &sc);
-    if (a->log[0]) MXP_TRY(mxp_jsonl_open(&r->log, a->log, 0));
+    if (a->log[0]) MXP_TRY(mxp_jsonl_open(&r->log, a->log, r->resumed != NULL));
+    if (r->log && r->resumed) {
+        mxp_json o;
+        mxp_json_begin(&o);
+        mxp_json_str(&o, "event", "resume");
+        mxp_json_int(&o, "step", r->resumed->state.accel.steps);
+        mxp_json_int(&o, "epoch", r->resumed->state.epoch);
+        mxp_json_int(&o, "position", r->resumed->state.position);
+        mxp_json_num(&o, "loss_scale", r->resumed->state.accel.scaler.scale);
+        mxp_json_str(&o, "checkpoint", r->resume_dir);
+        mxp_status st = mxp_jsonl_write(r->log, &o);
+        mxp_json_free(&o);
+        MXP_TRY(st);
+    }
+    return MXP_OK;
+}
+
+/* mkdir -p path. Errors: MXP_ERR_IO naming the directory that could not be made. */
+static mxp_status make_dirs(const char *path) {
+    char buf[4096];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "output directory %s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        const char c = *p;
+        if (c != '/' && c != '\0') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return MXP_FAIL(MXP_ERR_IO, "cannot create output directory %s: %s", buf,
+                            strerror(errno));
+        *p = c;
+        if (!c) return MXP_OK;
+    }
+}
+
+/* Save the state at a step boundary as <save>/checkpoint-<step> (epoch and position: where
+ * the data order stands), then rotate. */
+static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t position) {
+    const mxp_trainer_args *a = r->a;
+    if (!a->save[0] || step == r->saved_step) return MXP_OK;
+    MXP_TRY(make_dirs(a->save));
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/checkpoint-%lld", a->save, (long long)step) >=
+        sizeof dir)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "output directory %s: path too long", a->save);
+    mxp_checkpoint_meta *m = mxp_alloc(sizeof *m);
+    if (!m) return MXP_FAIL(MXP_ERR_NOMEM, "checkpoint metadata");
+    mxp_checkpoint_meta_init(m);
+    snprintf(m->mixed_precision, sizeof m->mixed_precision, "%s",
+             mxp_precision_name(mxp_accelerator_precision(r->acc)));
+    m->master_weights = mxp_accelerator_master_weights(r->acc);
+    m->mean = r->train_ds->mean;
+    m->std = r->train_ds->std;
+    m->have_args = 1;
+    m->args = *a;
+    m->args.resume[0] = '\0';
+    m->args.grad_accum = mxp_accelerator_grad_accum(r->acc); /* as resolved (env included) */
+    m->have_state = 1;
+    mxp_accelerator_get_state(r->acc, &m->state.accel);
+    m->state.epoch = epoch;
+    m->state.position = position;
+    mxp_status st = mxp_checkpoint_save(dir, r->model, r->opt, m);
+    mxp_free(m);
+    if (st != MXP_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", mxp_last_error_text());
+        if (r->last_saved[0])
+            return MXP_FAIL(st,
+                            "%s; the previous checkpoint %s is intact (free space and "
+                            "--resume from it)",
+                            why, r->last_saved);
+        return MXP_FAIL(st, "%s; no earlier checkpoint exists", why);
+    }
+    snprintf(r->last_saved, sizeof r->last_saved, "%s", dir);
+    r->saved_step = step;
+    return mxp_checkpoint_rotate(a->save, a->keep_last);
+}
+
+/* A diverged run's error, with where the last good state is. */
+static mxp_status diverged(run *r, mxp_status st) {
+    if (st != MXP_ERR_NONFINITE) return st;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", mxp_last_error_text());
+    if (r->last_saved[0])
+        return MXP_FAIL(st,
+                        "%s; the last good checkpoint %s is intact (--resume from it with a "
+                        "lower --lr or --grad-clip)",
+                        why, r->last_saved);
+    return MXP_FAIL(st,
+                    "%s; lower --lr or set --grad-clip (no checkpoint was saved: --save DIR "
+                    "--save-every N keeps one)",
+                    why);
+}
+
+/* The step state of the loop. */
+typedef struct loop {
+    int64_t step;
+    double cycle_loss;
+    int cycle_n;
+    double t_start, t_eval;
+} loop;
+
+/* End the accumulation cycle: clip, step, log, report, save every save_every steps. */
+static mxp_status finish_step(run *r, loop *L, int64_t epoch) {
+    const mxp_trainer_args *a = r->a;
+    mxp_accelerator_t *acc = r->acc;
+    MXP_TRY(mxp_accelerator_clip_grad_norm(acc, a->grad_clip, NULL));
+    mxp_step_result res;
+    mxp_status st = mxp_accelerator_step(acc, &res);
+    if (st != MXP_OK) return diverged(r, st);
+    const int64_t step = ++L->step;
+    const double mean_loss = L->cycle_loss / L->cycle_n;
+    L->cycle_loss = 0.0;
+    L->cycle_n = 0;
+    if (res.have_stats) {
+        r->zero_sum += res.zero_grad_frac;
+        r->lost_sum += res.lost_update_frac;
+        r->stats_n++;
+    }
+    r->sum.final_loss = mean_loss;
+    const double el = mxp_graph_clock() - L->t_start - L->t_eval;
+    const double sps = el > 0 ? (double)r->samples / el : 0.0;
+    if (step % a->log_every == 0 || step == r->sum.total_steps)
+        MXP_TRY(log_step(r, step, epoch, mean_loss, &res, sps));
+    mxp_train_event ev = {.kind = MXP_TRAIN_EVENT_STEP,
+                          .step = step,
+                          .epoch = epoch,
+                          .total_steps = r->sum.total_steps,
+                          .loss = mean_loss,
+                          .samples_per_s = sps,
+                          .elapsed_s = el,
+                          .res = res};
+    emit(r, &ev);
+    if (a->save_every > 0 && step % a->save_every == 0) {
+        const double ts = mxp_graph_clock();
+        MXP_TRY(save_checkpoint(r, step, epoch, mxp_loader_position(r->train)));
+        L->t_eval += mxp_graph_clock() - ts;
+    }
     return MXP_OK;
 }
 
@@ -411,71 +684,62 @@ static mxp_status train_loop(run *r) {
     mxp_accelerator_t *acc = r->acc;
     mxp_graph_t *g = mxp_accelerator_graph(acc);
     const int fp16_scaled = mxp_accelerator_scaler(acc)->cfg.enabled;
-    int64_t step = 0;
-    double cycle_loss = 0.0;
-    int cycle_n = 0;
-    const double t_start = mxp_graph_clock();
-    double t_eval = 0.0;
-    for (int64_t epoch = 0; epoch < a->epochs && step < r->sum.total_steps; epoch++) {
-        MXP_TRY(mxp_loader_start_epoch(r->train, epoch, 0));
-        for (;;) {
+    int64_t epoch0 = 0, pos0 = 0;
+    loop L = {.t_start = mxp_graph_clock()};
+    if (r->resumed) {
+        L.step = r->resumed->state.accel.steps;
+        epoch0 = r->resumed->state.epoch;
+        pos0 = r->resumed->state.position;
+    }
+    const int64_t first = L.step;
+    for (int64_t epoch = epoch0; epoch < a->epochs && L.step < r->sum.total_steps; epoch++) {
+        MXP_TRY(mxp_loader_start_epoch(r->train, epoch, epoch == epoch0 ? pos0 : 0));
+        int epoch_done = 0;
+        while (L.step < r->sum.total_steps) {
             mxp_var *x, *logits, *loss;
             const int32_t *y;
             int64_t b;
             MXP_TRY(mxp_accelerator_next_batch(acc, r->train, &x, &y, &b));
-            if (b == 0) break;
+            if (b == 0) {
+                epoch_done = 1;
+                /* a cycle the epoch cut short is stepped as it is (as the HF Trainer does), so
+                 * that a checkpoint at the epoch's end holds no pending gradient */
+                if (L.cycle_n > 0) {
+                    mxp_accelerator_end_cycle(acc);
+                    MXP_TRY(finish_step(r, &L, epoch));
+                }
+                break;
+            }
             MXP_TRY(mxp_model_forward(r->model, g, x, &logits));
             MXP_TRY(mxp_op_cross_entropy(g, &loss, logits, y));
             const double lv = *(const float *)loss->value->data;
+            if (!isfinite(lv) && !fp16_scaled)
+                return diverged(
+                    r, MXP_FAIL(MXP_ERR_NONFINITE,
+                                "step %lld: the loss is %g in %s mode, where no loss "
+                                "scaler can absorb it: the run has diverged",
+                                (long long)L.step + 1, lv,
+                                mxp_accelerator_precision(acc) == MXP_PREC_NO ? "fp32" : "bf16"));
             MXP_TRY(mxp_accelerator_backward(acc, loss));
-            cycle_loss += lv;
-            cycle_n++;
+            L.cycle_loss += lv;
+            L.cycle_n++;
             r->samples += b;
-            if (!mxp_accelerator_sync_gradients(acc)) continue;
-            MXP_TRY(mxp_accelerator_clip_grad_norm(acc, a->grad_clip, NULL));
-            mxp_step_result res;
-            MXP_TRY(mxp_accelerator_step(acc, &res));
-            step++;
-            const double mean_loss = cycle_loss / cycle_n;
-            cycle_loss = 0.0;
-            cycle_n = 0;
-            if (res.skipped && !fp16_scaled)
-                return MXP_FAIL(MXP_ERR_NONFINITE,
-                                "step %lld: the loss (%g) or a gradient is not finite in %s mode, "
-                                "where no loss scaler can absorb it; lower --lr or set --grad-clip",
-                                (long long)step, mean_loss,
-                                mxp_precision_name(mxp_accelerator_precision(acc)));
-            if (res.have_stats) {
-                r->zero_sum += res.zero_grad_frac;
-                r->lost_sum += res.lost_update_frac;
-                r->stats_n++;
-            }
-            r->sum.final_loss = mean_loss;
-            const double el = mxp_graph_clock() - t_start - t_eval;
-            const double sps = el > 0 ? (double)r->samples / el : 0.0;
-            if (step % a->log_every == 0 || step == r->sum.total_steps)
-                MXP_TRY(log_step(r, step, epoch, mean_loss, &res, sps));
-            mxp_train_event ev = {.kind = MXP_TRAIN_EVENT_STEP,
-                                  .step = step,
-                                  .epoch = epoch,
-                                  .total_steps = r->sum.total_steps,
-                                  .loss = mean_loss,
-                                  .samples_per_s = sps,
-                                  .elapsed_s = el,
-                                  .res = res};
-            emit(r, &ev);
-            if (step >= r->sum.total_steps) break;
+            if (mxp_accelerator_sync_gradients(acc)) MXP_TRY(finish_step(r, &L, epoch));
         }
         const double te = mxp_graph_clock();
-        MXP_TRY(do_eval(r, step, epoch));
-        if (a->save[0])
-            MXP_TRY(mxp_checkpoint_save(a->save, r->model, r->train_ds->mean, r->train_ds->std,
-                                        mxp_precision_name(mxp_accelerator_precision(acc))));
-        t_eval += mxp_graph_clock() - te;
+        MXP_TRY(do_eval(r, L.step, epoch));
+        /* the end of an epoch is saved as the start of the next one; a run cut short by
+         * max_steps is saved where it stands */
+        if (epoch_done && (a->save_every == 0 || epoch + 1 == a->epochs))
+            MXP_TRY(save_checkpoint(r, L.step, epoch + 1, 0));
+        else if (!epoch_done)
+            MXP_TRY(save_checkpoint(r, L.step, epoch, mxp_loader_position(r->train)));
+        L.t_eval += mxp_graph_clock() - te;
         r->sum.epochs = epoch + 1;
     }
-    r->sum.steps = step;
-    r->train_s = mxp_graph_clock() - t_start - t_eval;
+    if (L.step == first && r->resumed) MXP_TRY(do_eval(r, L.step, epoch0)); /* nothing left */
+    r->sum.steps = L.step;
+    r->train_s = mxp_graph_clock() - L.t_start - L.t_eval;
     return MXP_OK;
 }
 
@@ -489,7 +753,17 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     r.user = user;
     r.t0 = mxp_graph_clock();
     r.sum.zero_grad_frac = r.sum.lost_update_frac = -1.0;
-    mxp_status st = setup(&r);
+    r.saved_step = -1;
+    mxp_checkpoint_meta *resumed = NULL;
+    mxp_status st = MXP_OK;
+    if (a->resume[0]) {
+        resumed = mxp_alloc(sizeof *resumed);
+        if (!resumed) return MXP_FAIL(MXP_ERR_NOMEM, "checkpoint metadata");
+        mxp_checkpoint_meta_init(resumed);
+        r.resumed = resumed;
+        st = mxp_checkpoint_find(a->resume, r.resume_dir, sizeof r.resume_dir);
+    }
+    if (st == MXP_OK) st = setup(&r);
     if (st == MXP_OK) {
         mxp_train_summary *s = &r.sum;
         snprintf(s->mixed_precision, sizeof s->mixed_precision, "%s",
@@ -497,6 +771,10 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
         s->master_weights = mxp_accelerator_master_weights(r.acc);
         s->params = mxp_model_numel(r.model);
         mxp_model_describe(r.model, s->model_desc, sizeof s->model_desc);
+        if (r.resumed) {
+            s->first_step = r.resumed->state.accel.steps;
+            snprintf(s->checkpoint, sizeof s->checkpoint, "%.511s", r.resume_dir);
+        }
         mxp_train_event ev = {
             .kind = MXP_TRAIN_EVENT_START, .total_steps = s->total_steps, .summary = s};
         emit(&r, &ev);
@@ -506,6 +784,7 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
         mxp_train_summary *s = &r.sum;
         s->skipped_steps = mxp_accelerator_scaler(r.acc)->skipped;
         s->final_loss_scale = mxp_accelerator_scaler(r.acc)->scale;
+        if (r.last_saved[0]) snprintf(s->checkpoint, sizeof s->checkpoint, "%.511s", r.last_saved);
         s->wall_s = mxp_graph_clock() - r.t0;
         s->samples_per_s = r.train_s > 0 ? (double)r.samples / r.train_s : 0.0;
         s->peak_rss_bytes = mxp_peak_rss_bytes();
@@ -534,5 +813,6 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     mxp_model_free(r.model);
     mxp_dataset_free(r.train_ds);
     mxp_dataset_free(r.test_ds);
+    mxp_free(resumed);
     return st;
 }

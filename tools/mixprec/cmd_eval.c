@@ -9,7 +9,9 @@
 #include "cli.h"
 
 static const cli_opt opts[] = {
-    {"--checkpoint", "DIR", "checkpoint directory (model.safetensors, config.json); required"},
+    {"--checkpoint", "DIR",
+     "a checkpoint directory, or an output directory of train --save (its newest "
+     "checkpoint-<step>); required"},
     {"--data", "DIR", "fashion-mnist (default) or an IDX directory with t10k-* files"},
     {"--mixed-precision", "P", "no, fp16 or bf16 (default: the precision it was trained in)"},
     {"--batch-size", "N", "evaluation batch (default 256)"},
@@ -48,14 +50,21 @@ int cmd_eval(int argc, char **argv) {
     if (vals[2] && mxp_precision_parse(vals[2], &prec) != MXP_OK)
         return cli_usage_error("eval", "--mixed-precision: %s", lib_msg());
     mxp_model_t *m = NULL;
-    float mean, std;
-    char trained[8];
-    mxp_status st = mxp_checkpoint_load(vals[0], &m, &mean, &std, trained);
+    char dir[4096];
+    mxp_checkpoint_meta *meta = malloc(sizeof *meta);
+    if (!meta) {
+        fprintf(stderr, "mixprec: eval: out of memory\n");
+        return CLI_EXIT_RUNTIME;
+    }
+    mxp_status st = mxp_checkpoint_find(vals[0], dir, sizeof dir);
+    if (st == MXP_OK) st = mxp_checkpoint_load(dir, &m, meta);
+    const float mean = meta->mean, std = meta->std;
+    if (st == MXP_OK && !vals[2]) mxp_precision_parse(meta->mixed_precision, &prec);
+    free(meta);
     if (st != MXP_OK) {
         fprintf(stderr, "mixprec: eval: %s\n", lib_msg());
         return st == MXP_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
     }
-    if (!vals[2]) mxp_precision_parse(trained, &prec);
     char data[4096];
     mxp_dataset_t *test = NULL;
     double loss = 0, acc = 0;
@@ -79,7 +88,7 @@ int cmd_eval(int argc, char **argv) {
             mxp_json_begin(&o);
             mxp_json_str(&o, "event", "eval");
             mxp_json_str(&o, "split", "test");
-            mxp_json_str(&o, "checkpoint", vals[0]);
+            mxp_json_str(&o, "checkpoint", dir);
             mxp_json_str(&o, "mixed_precision", mxp_precision_name(prec));
             mxp_json_num(&o, "loss", loss);
             mxp_json_num(&o, "accuracy", acc);

@@ -22,7 +22,8 @@ static const cli_opt opts[] = {
     {"--hysteresis", "N", "overflows tolerated before the loss scale backs off (default 1)"},
     {"--growth-interval", "N", "clean steps before the loss scale doubles (default 2000)"},
     {"--init-loss-scale", "S", "the dynamic loss scale's start (default 65536)"},
-    {"--min-loss-scale", "S", "floor of the dynamic loss scale (default none)"},
+    {"--min-loss-scale", "S",
+     "floor of the dynamic loss scale (default 1); overflowing there stops the run"},
     {"--max-loss-scale", "S", "ceiling of the dynamic loss scale (default none)"},
     {"--optimizer", "NAME", "adamw or sgd (default adamw)"},
     {"--lr", "R", "base learning rate (default 1e-3 adamw, 0.01 sgd)"},
@@ -40,7 +41,13 @@ static const cli_opt opts[] = {
     {"--dropout", "P", "dropout before the last layer (default 0.25 cnn, 0 mlp)"},
     {"--hidden", "N", "width of the first hidden layer (default 256 cnn, 512 mlp)"},
     {"--log", "FILE", "JSON-lines metrics (DESIGN.md: step, eval, summary events)"},
-    {"--save", "DIR", "write a checkpoint (model.safetensors, config.json) after every epoch"},
+    {"--save", "DIR",
+     "write checkpoints to DIR/checkpoint-<step> (weights, optimizer and scaler state, "
+     "config) after every epoch and at the end"},
+    {"--save-every", "N", "save every N optimizer steps instead of every epoch"},
+    {"--keep-last", "K", "keep only the newest K checkpoints in DIR (default: all)"},
+    {"--resume", "DIR",
+     "continue exactly from a checkpoint, or from the newest one in an output DIR"},
     {"--log-every", "N", "write a step line every N steps (default 1)"},
     {"--stats-every", "N", "count zero gradients and lost updates every N steps (default 50)"},
     {"--profile", NULL, "time every op and print the split per op kind"},
@@ -68,12 +75,17 @@ void help_train(FILE *out) {
             "\nexamples:\n"
             "  mixprec train                                   # cnn, bf16, 5 epochs\n"
             "  mixprec train --model mlp --mixed-precision fp16 --log run.jsonl\n"
-            "  mixprec train --mixed-precision fp16 --loss-scale 1   # the underflow ablation\n");
+            "  mixprec train --mixed-precision fp16 --loss-scale 1   # the underflow ablation\n"
+            "  mixprec train --save out --save-every 200 --keep-last 3\n"
+            "  mixprec train --save out --save-every 200 --resume out  # after a crash\n"
+            "\n--epochs and --max-steps count from the start of training, so a resumed run\n"
+            "stops where an uninterrupted one would and computes the same numbers.\n");
 }
 
 typedef struct progress {
     int tty, quiet;
-    int64_t every; /* plain-line period */
+    int64_t every;      /* plain-line period */
+    int64_t first_step; /* the step a resumed run started from */
     double last_draw;
 } progress;
 
@@ -89,18 +101,23 @@ static void on_event(const mxp_train_event *ev, void *user) {
     if (ev->kind == MXP_TRAIN_EVENT_START) {
         const mxp_train_summary *s = ev->summary;
         fprintf(stderr, "mixprec: %s\n", s->model_desc);
+        if (s->first_step > 0)
+            fprintf(stderr, "mixprec: resumed from %s at step %lld\n", s->checkpoint,
+                    (long long)s->first_step);
         fprintf(stderr, "mixprec: %s%s, %lld optimizer steps\n", s->mixed_precision,
                 strcmp(s->mixed_precision, "no") == 0 ? " (fp32)"
                 : s->master_weights                   ? " with fp32 master weights"
                                                       : " without master weights (ablation)",
                 (long long)ev->total_steps);
         p->every = ev->total_steps / 20 > 0 ? ev->total_steps / 20 : 1;
+        p->first_step = s->first_step;
         return;
     }
     if (ev->kind == MXP_TRAIN_EVENT_STEP) {
+        const int64_t done_here = ev->step - p->first_step; /* steps this process ran */
         const double left =
-            ev->total_steps > ev->step && ev->step > 0
-                ? ev->elapsed_s / (double)ev->step * (double)(ev->total_steps - ev->step)
+            ev->total_steps > ev->step && done_here > 0
+                ? ev->elapsed_s / (double)done_here * (double)(ev->total_steps - ev->step)
                 : 0.0;
         char eta[32];
         fmt_eta(eta, sizeof eta, left);
@@ -144,6 +161,7 @@ static void print_summary(const mxp_train_summary *s, const char *model) {
            s->test_loss, s->final_loss);
     printf("steps %lld, skipped %lld, final loss scale %g\n", (long long)s->steps,
            (long long)s->skipped_steps, (double)s->final_loss_scale);
+    if (s->checkpoint[0]) printf("checkpoint %s\n", s->checkpoint);
     printf("speed %.0f samples/s, wall %.1f s, peak RSS %.1f MiB\n", s->samples_per_s, s->wall_s,
            (double)s->peak_rss_bytes / mib);
     printf("memory bytes: weights %zu, master weights %zu, grads %zu, optimizer %zu, "
