@@ -205,6 +205,20 @@ static void check_file(const char *path, mxp_tensor *const *src, mxp_dtype file_
     }
     CHECK(mxp_safetensors_meta(f, "absent") == NULL, "absent meta key");
     CHECK(mxp_safetensors_meta(f, "f32") == NULL, "a tensor name is not a meta key");
+    /* the pairs in the order written, and nothing past the end */
+    int nmeta = 0;
+    while (want_meta && want_meta[2 * nmeta]) nmeta++;
+    CHECK(mxp_safetensors_meta_count(f) == nmeta, "%d metadata pairs, want %d",
+          mxp_safetensors_meta_count(f), nmeta);
+    for (int i = 0; i < nmeta; i++) {
+        const char *v = NULL, *k = mxp_safetensors_meta_at(f, i, &v);
+        CHECK(k && v && strcmp(k, want_meta[2 * i]) == 0 && strcmp(v, want_meta[2 * i + 1]) == 0,
+              "meta pair %d is '%s'", i, k ? k : "(null)");
+    }
+    const char *past = "x";
+    CHECK(mxp_safetensors_meta_at(f, nmeta, &past) == NULL && past == NULL &&
+              mxp_safetensors_meta_at(f, -1, NULL) == NULL && mxp_safetensors_meta_count(NULL) == 0,
+          "meta_at out of range");
     mxp_safetensors_close(f);
     /* the file is exactly 8 + padded header + the data */
     size_t n;

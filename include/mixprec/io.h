@@ -128,6 +128,12 @@ MXP_API const mxp_st_info *mxp_safetensors_find(const mxp_safetensors_t *f, cons
 /* A __metadata__ value, or NULL. */
 MXP_API const char *mxp_safetensors_meta(const mxp_safetensors_t *f, const char *key);
 
+/* The __metadata__ pairs in header order: how many, and the key of pair i
+ * with its value in *value (optional). NULL (and *value NULL) past the end.
+ * The strings are owned by the file handle. */
+MXP_API int mxp_safetensors_meta_count(const mxp_safetensors_t *f);
+MXP_API const char *mxp_safetensors_meta_at(const mxp_safetensors_t *f, int i, const char **value);
+
 /* Read tensor `name` into dst (contiguous, dtype dst->dtype, converting with
  * round to nearest even when the dtypes differ). The shapes must be equal.
  * Errors: MXP_ERR_FORMAT (missing name, shape mismatch: both shapes in the

@@ -423,6 +423,14 @@ const char *mxp_safetensors_meta(const mxp_safetensors_t *f, const char *key) {
     return NULL;
 }
 
+int mxp_safetensors_meta_count(const mxp_safetensors_t *f) { return f ? f->nmeta : 0; }
+
+const char *mxp_safetensors_meta_at(const mxp_safetensors_t *f, int i, const char **value) {
+    const int ok = f && i >= 0 && i < f->nmeta;
+    if (value) *value = ok ? f->meta[2 * i + 1] : NULL;
+    return ok ? f->meta[2 * i] : NULL;
+}
+
 mxp_status mxp_safetensors_read(mxp_safetensors_t *f, const char *name, mxp_tensor *dst) {
     if (!f || !name || !dst)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_safetensors_read: NULL argument");

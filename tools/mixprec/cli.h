@@ -60,6 +60,10 @@ int cmd_eval(int argc, char **argv);
 void help_eval(FILE *out);
 int cmd_bench(int argc, char **argv);
 void help_bench(FILE *out);
+int cmd_export(int argc, char **argv);
+void help_export(FILE *out);
+int cmd_show(int argc, char **argv);
+void help_show(FILE *out);
 int bench_gemm(int argc, char **argv);
 extern const cli_opt bench_gemm_opts[];
 extern const int bench_gemm_nopts;
@@ -101,6 +105,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /* "mixprec: CMD: <status>: <library message>\n" on stderr; returns CLI_EXIT_RUNTIME. */
 int cli_lib_error(const char *cmd, mxp_status st);
+
+/* For a file the user named (a checkpoint, a safetensors file): "mixprec: CMD:
+ * <library message without its source location>\n" on stderr. Returns
+ * CLI_EXIT_RUNTIME for MXP_ERR_NOMEM, else CLI_EXIT_USAGE (a missing, bad or
+ * unwritable file is the user's to fix). */
+int cli_file_error(const char *cmd, mxp_status st);
 
 /* A printable, shortened copy of a user-supplied word for error lines: no
  * control characters (so the message stays one line), at most ~48 bytes.

@@ -64,6 +64,13 @@ int cli_lib_error(const char *cmd, mxp_status st) {
     return CLI_EXIT_RUNTIME;
 }
 
+int cli_file_error(const char *cmd, mxp_status st) {
+    const char *msg = mxp_last_error(), *colon = strstr(msg, ": ");
+    /* "checkpoint.c:42: detail" -> "detail": the user needs the detail, not our line number */
+    cli_usage_error(cmd, "%s", colon ? colon + 2 : *msg ? msg : mxp_status_str(st));
+    return st == MXP_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
+}
+
 /* ---- numbers on the command line --------------------------------------- */
 
 int cli_parse_count(const char *cmd, const char *opt, const char *s, unsigned long long min,

@@ -15,6 +15,10 @@ static const cli_cmd commands[] = {
     {"train", "train mlp or cnn on (Fashion-)MNIST in fp32, bf16 or fp16 (mixed precision)",
      help_train, cmd_train},
     {"eval", "test loss and accuracy of a checkpoint written by train --save", help_eval, cmd_eval},
+    {"export", "a checkpoint's weights as one bf16, fp16 or fp32 safetensors file for inference",
+     help_export, cmd_export},
+    {"show", "name, dtype, shape, size of each tensor of a safetensors file or checkpoint",
+     help_show, cmd_show},
     {"formats", "range of fp32, fp16, bf16 (fp8 with --all): max, min normal/subnormal, epsilon",
      help_formats, cmd_formats},
     {"inspect", "each VALUE's bits, stored value, rounding error and ulp in fp32, fp16, bf16",
@@ -27,7 +31,7 @@ static const cli_cmd commands[] = {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-static const char command_list[] = "train, eval, formats, inspect, env, bench, help";
+static const char command_list[] = "train, eval, export, show, formats, inspect, env, bench, help";
 
 static const cli_cmd *find_command(const char *name) {
     for (int i = 0; i < NCOMMANDS; i++)
