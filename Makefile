@@ -8,9 +8,13 @@
 #                   test accuracy
 #   make test       install what is missing; build and run every test in
 #                   build/ (Release), then in build-asan/ (ASan+UBSan, Debug)
+#   make fuzz       install what is missing; build the libFuzzer targets with clang
+#                   (ASan+UBSan) in build-fuzz/ and run each parser's fuzzer for
+#                   FUZZ_SECONDS (default 30) over a scratch copy of fuzz/corpus/
+#                   (scripts/fuzz.sh, docs/FUZZING.md)
 #   make install    build, then install under PREFIX (default /usr/local; DESTDIR honoured)
 #   make bench      install the benchmark dependencies, build, run bench/run.sh
-#   make clean      remove build/ and build-asan/
+#   make clean      remove build/, build-asan/ and build-fuzz/
 #   make help       this text
 #
 # Dependencies come from scripts/setup.sh (Debian packages; as root it installs
@@ -20,6 +24,8 @@
 
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 30
 SANITIZE ?= address,undefined
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -38,7 +44,7 @@ SANITIZER_ENV = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
 .DEFAULT_GOAL := build
 # The steps share build directories; never run them side by side.
 .NOTPARALLEL:
-.PHONY: build demo test check check-asan build-asan install bench clean help \
+.PHONY: build demo test check check-asan build-asan fuzz install bench clean help \
         setup setup-build setup-bench
 
 # ---- dependencies ------------------------------------------------------------
@@ -102,6 +108,10 @@ check-asan: build-asan
 build-asan: setup-build
 	$(call cmake-build,$(ASAN_DIR),$(ASAN_OPTIONS_CMAKE))
 
+# ---- fuzzing (clang + libFuzzer; a crash, leak or timeout fails) ---------------------
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD_DIR=$(FUZZ_DIR) FUZZ_JOBS=$(JOBS) bash scripts/fuzz.sh
+
 # ---- install -------------------------------------------------------------------
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
@@ -115,7 +125,7 @@ bench: setup-bench
 	else echo "make bench: no benchmarks yet (bench/run.sh does not exist)"; fi
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
 
 help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/setup.sh - install what mixprec needs on Debian 12 (bookworm); idempotent.
 #
-#   scripts/setup.sh            build tools + test dependencies (make demo, make test)
+#   scripts/setup.sh            build tools + test dependencies (make demo, make test, make fuzz)
 #   scripts/setup.sh --build    build tools only (make build)
 #   scripts/setup.sh --bench    build tools + benchmark-only dependencies (make bench)
 #   scripts/setup.sh --check    only report what is missing; exit 1 if anything is
@@ -34,6 +34,8 @@ TEST_PKGS=(
     python3-torch   # reference values (bfloat16) in tests/reference
     python3-pip     # to install the PyPI packages below
     dataset-fashion-mnist # the default training data, /usr/share/datasets/fashion-mnist
+    clang           # make fuzz: the libFuzzer targets of fuzz/ are built with clang (14 on Debian 12)
+    libclang-rt-14-dev # libclang_rt.fuzzer and clang's ASan/UBSan runtimes (only recommended by clang)
 )
 TEST_PIP_PKGS=(
     # module==version. ml_dtypes: numpy dtypes for fp8. tests/reference/numerics_ref.bin was

@@ -41,7 +41,9 @@ typedef struct mxp_idx {
  * Validates the magic, the element type, ndim (1..4), that every size is > 0,
  * that the element count fits in memory limits (<= 2^31 bytes), and that the
  * file holds exactly that many bytes (a truncated file or trailing garbage is
- * MXP_ERR_FORMAT naming the file and what was expected). Errors:
+ * MXP_ERR_FORMAT naming the file and what was expected). A plain file's size
+ * is checked before the data is allocated; a gzip file's buffer grows as its
+ * data arrives, so a small file claiming 2^31 elements costs little. Errors:
  * MXP_ERR_IO (cannot open: the message names the path), MXP_ERR_FORMAT,
  * MXP_ERR_NOMEM. On error *out is zeroed and nothing is leaked. */
 MXP_API mxp_status mxp_idx_read(mxp_idx *out, const char *path);

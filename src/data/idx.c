@@ -22,6 +22,7 @@ enum {
     IDX_MAX_DIMS = 4,
     CHUNK = 1 << 30,     /* gzread and read take at most an int / ssize_t per call */
     GZ_BUFFER = 1 << 17, /* zlib's input buffer: 128 KiB instead of 8 KiB, fewer syscalls */
+    GZ_FIRST = 1 << 20,  /* the first data buffer of a gzip stream, doubled as it fills */
 };
 #define IDX_MAX_BYTES ((uint64_t)1 << 31) /* the header's memory limit (data.h) */
 
@@ -141,6 +142,44 @@ static mxp_status reader_open(reader *r, const char *path, struct stat *st) {
     return MXP_OK;
 }
 
+/* Read the numel data bytes into a new buffer *data; *got is what reader_read returned (-1
+ * on a read error, < numel when the data ends early). A plain file's size was checked against
+ * the header, so its buffer is allocated whole. A gzip stream's size is known only by reading
+ * it, and a 30-byte file can claim 2^31 elements (found by fuzz/fuzz_idx.c): its buffer starts
+ * at 1 MiB and doubles as the data arrives, so memory follows the bytes actually present. */
+static mxp_status read_data(reader *r, uint64_t numel, uint8_t **data, int64_t *got,
+                            const char *path) {
+    uint64_t cap = r->gz ? MXP_MIN(numel, (uint64_t)GZ_FIRST) : numel;
+    uint8_t *buf = mxp_alloc((size_t)cap);
+    if (!buf)
+        return MXP_FAIL(MXP_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the data", path,
+                        cap);
+    uint64_t have = 0;
+    for (;;) {
+        const int64_t k = reader_read(r, buf + have, cap - have);
+        if (k < 0) {
+            *got = -1;
+            break;
+        }
+        have += (uint64_t)k;
+        *got = (int64_t)have;
+        if (have < cap || cap == numel) break; /* the end of the data, or all of it */
+        const uint64_t ncap = MXP_MIN(numel, 2 * cap);
+        uint8_t *nb = mxp_alloc((size_t)ncap);
+        if (!nb) {
+            mxp_free(buf);
+            return MXP_FAIL(MXP_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the data",
+                            path, ncap);
+        }
+        memcpy(nb, buf, (size_t)have);
+        mxp_free(buf);
+        buf = nb;
+        cap = ncap;
+    }
+    *data = buf;
+    return MXP_OK;
+}
+
 /* The body of mxp_idx_read; r is open, out is zeroed. */
 static mxp_status read_idx(mxp_idx *out, reader *r, const struct stat *st, const char *path) {
     unsigned char head[4 + 4 * IDX_MAX_DIMS];
@@ -198,14 +237,11 @@ static mxp_status read_idx(mxp_idx *out, reader *r, const struct stat *st, const
                         (uint64_t)st->st_size, want, hbytes, numel,
                         shape_str(shape, sizeof shape, dims, ndim));
 
-    uint8_t *data = mxp_alloc((size_t)numel);
-    if (!data)
-        return MXP_FAIL(MXP_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the data", path,
-                        numel);
     char what[160];
     snprintf(what, sizeof what, "the %" PRIu64 " data bytes of shape %s", numel,
              shape_str(shape, sizeof shape, dims, ndim));
-    k = reader_read(r, data, numel);
+    uint8_t *data = NULL;
+    MXP_TRY(read_data(r, numel, &data, &k, path));
     if (k < 0 || (uint64_t)k < numel) {
         mxp_free(data);
         if (k < 0) return read_failure(r, path, what);

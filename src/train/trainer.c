@@ -56,9 +56,15 @@ static mxp_status parse_f32(const char *key, const char *v, int allow_zero, floa
     char *end;
     errno = 0;
     const double x = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(x) || x < 0.0 || (!allow_zero && x == 0.0) || x > 3.0e38)
+    /* the range is checked on the float that is stored (and that a checkpoint's config.json
+     * prints back with %.9g), so a value accepted once is accepted again: 3e38 rounds up to
+     * 3.00000001e38, 1e-50 down to 0. 3.4e38 < FLT_MAX keeps the conversion defined. */
+    if (!*v || *end || errno || !isfinite(x) || x < 0.0 || x > 3.4e38)
         return bad(key, v, allow_zero ? "a number >= 0" : "a positive number");
-    *out = (float)x;
+    const float f = (float)x;
+    if (f > 3.0e38f || (!allow_zero && f == 0.0f))
+        return bad(key, v, allow_zero ? "a number >= 0" : "a positive number");
+    *out = f;
     return MXP_OK;
 }
 
@@ -135,9 +141,12 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
     }
     if (IS("lr") || IS("learning-rate")) return parse_f32(key, v, 0, &a->lr);
     if (IS("weight-decay")) return parse_f32(key, v, 1, &a->weight_decay);
-    if (IS("momentum")) {
-        MXP_TRY(parse_f32(key, v, 1, &a->momentum));
-        return a->momentum < 1.0f ? MXP_OK : bad(key, v, "in [0, 1)");
+    if (IS("momentum")) { /* a refused value leaves the argument as it was */
+        float m;
+        MXP_TRY(parse_f32(key, v, 1, &m));
+        if (!(m < 1.0f)) return bad(key, v, "in [0, 1)");
+        a->momentum = m;
+        return MXP_OK;
     }
     if (IS("nesterov")) return parse_bool(key, v, &a->nesterov);
     if (IS("schedule") || IS("lr-scheduler-type")) {
@@ -191,8 +200,11 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
         return MXP_OK;
     }
     if (IS("dropout")) {
-        MXP_TRY(parse_f32(key, v, 1, &a->dropout));
-        return a->dropout < 1.0f ? MXP_OK : bad(key, v, "in [0, 1)");
+        float p;
+        MXP_TRY(parse_f32(key, v, 1, &p));
+        if (!(p < 1.0f)) return bad(key, v, "in [0, 1)");
+        a->dropout = p;
+        return MXP_OK;
     }
     if (IS("hidden")) return parse_i64(key, v, 1, &a->hidden);
     if (IS("profile")) return parse_bool(key, v, &a->profile);
