@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "fuzz_args.h"
 #include "mixprec/nn.h"
 #include "mixprec/train.h"
 
@@ -17,25 +18,6 @@ static fuzz_file file;
 
 /* A char array field holds a terminated string. */
 #define TERMINATED(field) (memchr((field), '\0', sizeof(field)) != NULL)
-
-typedef struct printed {
-    char text[16384];
-    size_t len;
-} printed;
-
-static void print_arg(const char *key, const char *value, void *user) {
-    printed *p = user;
-    const int k = snprintf(p->text + p->len, sizeof p->text - p->len, "%s=%s\n", key, value);
-    FUZZ_CHECK(k > 0 && (size_t)k < sizeof p->text - p->len, "the arguments print over %zu bytes",
-               sizeof p->text);
-    p->len += (size_t)k;
-}
-
-static void set_arg(const char *key, const char *value, void *user) {
-    const mxp_status st = mxp_trainer_args_set(user, key, value);
-    FUZZ_CHECK(st == MXP_OK, "argument '%s' = '%s' was read but is refused when set again", key,
-               value);
-}
 
 int mixprec_fuzz_config(const uint8_t *data, size_t size) {
     const char *path = fuzz_file_put(&file, "config", ".json", data, size);
@@ -74,16 +56,7 @@ int mixprec_fuzz_config(const uint8_t *data, size_t size) {
                        TERMINATED(meta.args.log) && TERMINATED(meta.args.save) &&
                        TERMINATED(meta.args.resume),
                    "an unterminated argument");
-        static printed first, second;
-        first.len = second.len = 0;
-        mxp_trainer_args_each(&meta.args, print_arg, &first);
-        mxp_trainer_args again;
-        mxp_trainer_args_default(&again);
-        mxp_trainer_args_each(&meta.args, set_arg, &again);
-        mxp_trainer_args_each(&again, print_arg, &second);
-        FUZZ_CHECK(first.len == second.len && memcmp(first.text, second.text, first.len) == 0,
-                   "the arguments read, printed and set again differ:\n%.*s---\n%.*s",
-                   (int)first.len, first.text, (int)second.len, second.text);
+        check_round_trip(&meta.args);
     }
     return 0;
 }

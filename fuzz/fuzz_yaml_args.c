@@ -11,45 +11,11 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "fuzz_args.h"
 #include "mixprec/io.h"
 #include "mixprec/train.h"
 
 static fuzz_file file;
-
-/* mxp_trainer_args_each's output, as "key=value\n" lines. */
-typedef struct printed {
-    char text[16384];
-    size_t len;
-} printed;
-
-static void print_arg(const char *key, const char *value, void *user) {
-    printed *p = user;
-    const int k = snprintf(p->text + p->len, sizeof p->text - p->len, "%s=%s\n", key, value);
-    FUZZ_CHECK(k > 0 && (size_t)k < sizeof p->text - p->len, "the arguments print over %zu bytes",
-               sizeof p->text);
-    p->len += (size_t)k;
-}
-
-/* Each printed argument set into `into`; every one must be accepted. */
-static void set_arg(const char *key, const char *value, void *user) {
-    mxp_trainer_args *into = user;
-    const mxp_status st = mxp_trainer_args_set(into, key, value);
-    FUZZ_CHECK(st == MXP_OK, "'%s' printed as '%s' is refused when set again", key, value);
-}
-
-/* The printed arguments read back through the setter print the same. */
-static void check_round_trip(const mxp_trainer_args *a) {
-    static printed first, second;
-    first.len = second.len = 0;
-    mxp_trainer_args_each(a, print_arg, &first);
-    mxp_trainer_args b;
-    mxp_trainer_args_default(&b);
-    mxp_trainer_args_each(a, set_arg, &b);
-    mxp_trainer_args_each(&b, print_arg, &second);
-    FUZZ_CHECK(first.len == second.len && memcmp(first.text, second.text, first.len) == 0,
-               "printed, set and printed again differs:\n%.*s---\n%.*s", (int)first.len, first.text,
-               (int)second.len, second.text);
-}
 
 int mixprec_fuzz_yaml_args(const uint8_t *data, size_t size) {
     const char *path = fuzz_file_put(&file, "yaml", ".yaml", data, size);
