@@ -455,6 +455,14 @@ static int exists(const char *dir, const char *name) {
     return stat(p, &sb) == 0;
 }
 
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
 static void test_find_rotate(void) {
     char out[600], found[700], good[700];
     snprintf(out, sizeof out, "%s/good", root);
@@ -495,6 +503,23 @@ static void test_find_rotate(void) {
     /* pid 1234 is most likely not alive here; if it is, the leftover may stay */
     if (kill(1234, 0) != 0) CHECK(!exists(rot, "checkpoint-900.tmp-1234"), "stale temp kept");
     CHECK(mxp_checkpoint_rotate(rot, 0) == MXP_OK && exists(rot, "checkpoint-100"), "keep all");
+
+    /* saving over an existing checkpoint replaces it whole (an atomic exchange) */
+    mxp_model_t *m = NULL;
+    mxp_checkpoint_meta meta;
+    CHECK(mxp_checkpoint_load(good, &m, &meta) == MXP_OK, "load: %s", mxp_last_error());
+    if (!m) return;
+    snprintf(d, sizeof d, "%s/checkpoint-100", rot);
+    ((float *)m->params[0]->master->data)[0] = 1234.5f;
+    CHECK(mxp_checkpoint_save(d, m, NULL, &meta) == MXP_OK, "save over: %s", mxp_last_error());
+    mxp_model_free(m);
+    m = NULL;
+    CHECK(mxp_checkpoint_load(d, &m, &meta) == MXP_OK && !meta.have_state &&
+              ((float *)m->params[0]->master->data)[0] == 1234.5f,
+          "the replaced checkpoint holds the new weights and no stale state");
+    mxp_model_free(m);
+    CHECK(count_entries(rot) == 3, "no temporaries left after replacing (%d entries)",
+          count_entries(rot));
 }
 
 /* ---- opened elsewhere ------------------------------------------------------------------ */

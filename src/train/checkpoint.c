@@ -241,8 +241,14 @@ mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, const mxp_
     int replaced = 0;
     if (st == MXP_OK) {
         struct stat sb;
-        if (stat(dir, &sb) == 0) { /* an existing checkpoint of this step: swap it out */
-            if (rename(dir, old) != 0)
+        if (stat(dir, &sb) == 0) {
+            /* an existing checkpoint of this step: swap the two atomically, so no moment
+             * exists without a checkpoint-<step>; the old one is then under tmp's name */
+            if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+                remove_tree(tmp);
+                goto synced;
+            }
+            if (rename(dir, old) != 0) /* a filesystem without RENAME_EXCHANGE */
                 st = MXP_FAIL(MXP_ERR_IO, "cannot move %s aside: %s", dir, strerror(errno));
             replaced = 1;
         }
@@ -258,6 +264,7 @@ mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, const mxp_
         return MXP_FAIL(st, "cannot save checkpoint %s: %s", dir, why);
     }
     if (replaced) remove_tree(old);
+synced:
     if (sync_path(parent) != 0)
         return MXP_FAIL(MXP_ERR_IO, "checkpoint %s written, but syncing %s failed: %s", dir, parent,
                         strerror(errno));
