@@ -300,6 +300,14 @@ static void test_resume_cli(void) {
     CHECK(r.status == 0 && strstr(r.out, "test accuracy"), "eval of an output dir: %s", r.err);
     result_free(&r);
 
+    /* a fresh run into a directory holding checkpoints is refused: its checkpoints would mix
+     * with the earlier run's */
+    EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--save", out);
+    r = RUN(SMALL_ARGS, "--mixed-precision", "bf16", "--save", out);
+    CHECK(strstr(r.err, "already holds checkpoints") && strstr(r.err, "--resume"),
+          "fresh run into a used --save: %s", r.err);
+    result_free(&r);
+
     /* what cannot be resumed exactly */
     EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--resume", out, "--model", "cnn");
     EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--resume", out, "--hidden", "64");

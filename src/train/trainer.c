@@ -463,6 +463,13 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
 static mxp_status setup(run *r) {
     const mxp_trainer_args *a = r->a;
     char dir[4096];
+    /* a fresh run must not mix its checkpoints with an earlier run's: --resume would later
+     * take whichever step number is highest */
+    if (a->save[0] && !r->resumed && mxp_checkpoint_find(a->save, dir, sizeof dir) == MXP_OK)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--save %s already holds checkpoints of a run (the newest is %s): "
+                        "continue it with --resume %s, or save this run elsewhere",
+                        a->save, dir, a->save);
     MXP_TRY(mxp_dataset_dir(dir, sizeof dir, a->data));
     MXP_TRY(mxp_dataset_load_idx(&r->train_ds, dir, "train"));
     MXP_TRY(mxp_dataset_load_idx(&r->test_ds, dir, "test"));
