@@ -209,6 +209,33 @@ static void test_exact_resume(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_resume(&cases[i]);
 
+    /* the last step ends a short accumulation cycle at an epoch's end: still saved */
+    {
+        char out[600], last[700];
+        snprintf(out, sizeof out, "%s/accum_last", root);
+        const char *kv5[] = {"grad-accum", "3",    "max-steps", "5", "save-every",
+                             "3",          "save", out,         NULL};
+        static trace t5;
+        mxp_train_summary s5;
+        CHECK(train(kv5, &t5, &s5) == MXP_OK, "accum last: %s", mxp_last_error());
+        snprintf(last, sizeof last, "%s/checkpoint-5", out);
+        struct stat sb;
+        CHECK(s5.steps == 5 && stat(last, &sb) == 0, "the final state (step 5) was not saved");
+    }
+
+    /* a resume may shorten --growth-interval: a tracker already past it grows at once */
+    {
+        mxp_scaler_config c;
+        mxp_scaler_config_default(&c);
+        c.growth_interval = 4;
+        mxp_scaler sc;
+        mxp_scaler_init(&sc, &c);
+        sc.growth_tracker = 9;
+        CHECK(mxp_scaler_update(&sc, 0) == 0 && sc.scale == 131072.0f && sc.growth_tracker == 0,
+              "tracker 9 with interval 4: scale %g tracker %lld", (double)sc.scale,
+              (long long)sc.growth_tracker);
+    }
+
     /* the kernels give the same bits for any thread count, so a run saved with 2 threads
      * resumes exactly with 1 (a cnn in bf16: convolution, pooling, dropout) */
     char full[600], from[700], part[600], fa[700], fb[700];
@@ -484,6 +511,8 @@ static void test_find_rotate(void) {
     copy_ckpt(good, d);
     snprintf(d, sizeof d, "%s/checkpoint-x", rot);
     copy_ckpt(good, d);
+    snprintf(d, sizeof d, "%s/checkpoint-0900", rot); /* not the name of step 900 */
+    copy_ckpt(good, d);
     snprintf(d, sizeof d, "%s/checkpoint-500", rot); /* incomplete: no config.json */
     mkdir(d, 0700);
     CHECK(mxp_checkpoint_find(rot, found, sizeof found) == MXP_OK &&
@@ -518,7 +547,9 @@ static void test_find_rotate(void) {
               ((float *)m->params[0]->master->data)[0] == 1234.5f,
           "the replaced checkpoint holds the new weights and no stale state");
     mxp_model_free(m);
-    CHECK(count_entries(rot) == 3, "no temporaries left after replacing (%d entries)",
+    CHECK(exists(rot, "checkpoint-0900"),
+          "rotation left checkpoint-0900 (not a step's name) alone");
+    CHECK(count_entries(rot) == 4, "no temporaries left after replacing (%d entries)",
           count_entries(rot));
 }
 

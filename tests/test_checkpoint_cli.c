@@ -308,6 +308,17 @@ static void test_resume_cli(void) {
           "fresh run into a used --save: %s", r.err);
     result_free(&r);
 
+    /* going back to an older checkpoint in the same directory would leave the abandoned later
+     * ones outranking this branch's saves: refused; a new directory is fine */
+    char older[700], branch[700];
+    snprintf(older, sizeof older, "%s/checkpoint-5", out);
+    snprintf(branch, sizeof branch, "%s/cli/branch", root);
+    EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--save", out, "--resume", older);
+    r = RUN(SMALL_ARGS, "--mixed-precision", "bf16", "--max-steps", "6", "--save", branch,
+            "--resume", older);
+    CHECK(r.status == 0 && strstr(r.out, "checkpoint-6"), "a branch in a new directory: %s", r.err);
+    result_free(&r);
+
     /* what cannot be resumed exactly */
     EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--resume", out, "--model", "cnn");
     EXPECT_USAGE(SMALL_ARGS, "--mixed-precision", "bf16", "--resume", out, "--hidden", "64");

@@ -268,7 +268,7 @@ MXP_API void mxp_trainer_args_each(const mxp_trainer_args *a,
  *                               "optimizer.exp_avg.<param>", "optimizer.exp_avg_sq.<param>"
  *                               (AdamW) or "optimizer.momentum_buffer.<param>" (SGD), and in
  *                               __metadata__ the counters: step, applied steps, micro-batches,
- *                               epoch, data position, seed, the loss scale (%.9g, exact), its
+ *                               epoch, data position, the loss scale (%.9g, exact), its
  *                               growth tracker, hysteresis left, skipped steps
  *   config.json                 format, mixprec version, model architecture, precision mode,
  *                               master weights, data normalisation, the training arguments

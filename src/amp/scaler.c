@@ -97,7 +97,7 @@ int mxp_scaler_update(mxp_scaler *s, int found_inf) {
         return 1;
     }
     if (c->enabled && c->dynamic) {
-        if (++s->growth_tracker == c->growth_interval) {
+        if (++s->growth_tracker >= c->growth_interval) { /* >=: a resume may shorten it */
             float next = s->scale * c->growth_factor;
             if (c->max_scale > 0.0f && next > c->max_scale) next = c->max_scale;
             if (isfinite(next)) s->scale = next;

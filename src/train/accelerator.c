@@ -327,10 +327,17 @@ mxp_status mxp_accelerator_set_state(mxp_accelerator_t *acc, const mxp_accel_sta
     acc->scaler = *sc;
     acc->scaler.cfg = cfg;
     acc->scaler.collapsed = 0;
-    if (!cfg.enabled)
+    if (!cfg.enabled) {
         acc->scaler.scale = 1.0f; /* a mode without scaling: the scale is 1 */
-    else if (!cfg.dynamic)
+    } else if (!cfg.dynamic) {
         acc->scaler.scale = cfg.init_scale;
+    } else { /* this run's bounds hold from its first step */
+        if (acc->scaler.scale < cfg.min_scale) acc->scaler.scale = cfg.min_scale;
+        if (cfg.max_scale > 0.0f && acc->scaler.scale > cfg.max_scale)
+            acc->scaler.scale = cfg.max_scale;
+        if (acc->scaler.hysteresis_left > cfg.hysteresis)
+            acc->scaler.hysteresis_left = cfg.hysteresis;
+    }
     return MXP_OK;
 }
 

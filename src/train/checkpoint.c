@@ -226,7 +226,13 @@ mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, const mxp_
     if (opt && mxp_optimizer_model(opt) != m)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "checkpoint: the optimizer is not bound to the model being saved");
-    char tmp[4096], old[4096], parent[4096];
+    char tmp[4096], old[4096], parent[4096], clean[4096];
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--; /* "out/checkpoint-5/" names the same */
+    if (len >= sizeof clean) return MXP_FAIL(MXP_ERR_INVALID_ARG, "checkpoint path is too long");
+    memcpy(clean, dir, len);
+    clean[len] = '\0';
+    dir = clean;
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid()) >= sizeof tmp ||
         (size_t)snprintf(old, sizeof old, "%s.old-%ld", dir, (long)getpid()) >= sizeof old)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "checkpoint path %s is too long", dir);
@@ -480,9 +486,9 @@ mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, mxp_checkpoin
         last_reason(why, sizeof why);
         return MXP_FAIL(MXP_ERR_FORMAT, "%s: %s", path, why);
     }
-    MXP_TRY(join(path, sizeof path, dir, "model.safetensors"));
     mxp_safetensors_t *f = NULL;
-    st = mxp_safetensors_open(&f, path);
+    st = join(path, sizeof path, dir, "model.safetensors");
+    if (st == MXP_OK) st = mxp_safetensors_open(&f, path);
     for (int i = 0; st == MXP_OK && i < m->n_params; i++)
         st = mxp_safetensors_read(f, m->params[i]->name, m->params[i]->master);
     if (st == MXP_OK && mxp_safetensors_count(f) != m->n_params)
@@ -550,6 +556,7 @@ mxp_status mxp_checkpoint_load_optimizer(const char *dir, mxp_optimizer_t *opt) 
 /* N of a name "checkpoint-N" (digits only), else -1 */
 static int64_t checkpoint_step(const char *name) {
     if (strncmp(name, "checkpoint-", 11) != 0 || !name[11]) return -1;
+    if (name[11] == '0' && name[12]) return -1; /* "checkpoint-0010" is not the name of step 10 */
     int64_t v = 0;
     for (const char *p = name + 11; *p; p++) {
         if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10) return -1;

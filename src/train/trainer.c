@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +461,37 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
     return MXP_OK;
 }
 
+/* A resumed run saves into the output directory it came from, or into one without
+ * checkpoints. In its own directory no checkpoint may lie beyond the resumed step: that
+ * would be an abandoned continuation, which --keep-last would keep instead of this run's
+ * saves and which a later --resume would take. */
+static mxp_status check_resume_save(run *r) {
+    const char *save = r->a->save;
+    char from_parent[4096], here[PATH_MAX], there[PATH_MAX], newest[4096];
+    snprintf(from_parent, sizeof from_parent, "%s", r->resume_dir);
+    char *slash = strrchr(from_parent, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(from_parent, sizeof from_parent, ".");
+    if (mxp_checkpoint_find(save, newest, sizeof newest) != MXP_OK) return MXP_OK; /* empty */
+    const int same = realpath(save, here) && realpath(from_parent, there) && !strcmp(here, there);
+    if (!same)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--save %s already holds checkpoints of another run (the newest is %s); "
+                        "save the resumed run in %s or in a new directory",
+                        save, newest, from_parent);
+    const char *tail = strrchr(newest, '/');
+    const long long step = tail ? strtoll(tail + 1 + 11, NULL, 10) : 0;
+    if (step > r->resumed->state.accel.steps)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s goes back to step %lld, but %s already holds %s of a later "
+                        "step: save this branch in a new directory (--save), or remove the later "
+                        "checkpoints",
+                        r->resume_dir, (long long)r->resumed->state.accel.steps, save, newest);
+    return MXP_OK;
+}
+
 static mxp_status setup(run *r) {
     const mxp_trainer_args *a = r->a;
     char dir[4096];
@@ -494,6 +526,7 @@ static mxp_status setup(run *r) {
     if (r->resumed) {
         MXP_TRY(mxp_checkpoint_load(r->resume_dir, &r->model, r->resumed));
         MXP_TRY(check_resume(r, &mc));
+        if (a->save[0]) MXP_TRY(check_resume_save(r));
     } else {
         MXP_TRY(mxp_model_create(&r->model, &mc));
     }
@@ -642,8 +675,8 @@ static mxp_status diverged(run *r, mxp_status st) {
     snprintf(why, sizeof why, "%s", mxp_last_error_text());
     if (r->last_saved[0])
         return MXP_FAIL(st,
-                        "%s; the last good checkpoint %s is intact (--resume from it with a "
-                        "lower --lr or --grad-clip)",
+                        "%s; the newest checkpoint %s is intact (--resume from it, or from an "
+                        "earlier one if it diverges again, with a lower --lr or --grad-clip)",
                         why, r->last_saved);
     return MXP_FAIL(st,
                     "%s; lower --lr or set --grad-clip (no checkpoint was saved: --save DIR "
@@ -749,7 +782,8 @@ static mxp_status train_loop(run *r) {
         MXP_TRY(do_eval(r, L.step, epoch));
         /* the end of an epoch is saved as the start of the next one; a run cut short by
          * max_steps is saved where it stands */
-        if (epoch_done && (a->save_every == 0 || epoch + 1 == a->epochs))
+        if (epoch_done &&
+            (a->save_every == 0 || epoch + 1 == a->epochs || L.step >= r->sum.total_steps))
             MXP_TRY(save_checkpoint(r, L.step, epoch + 1, 0));
         else if (!epoch_done)
             MXP_TRY(save_checkpoint(r, L.step, epoch, mxp_loader_position(r->train)));

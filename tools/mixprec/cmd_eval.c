@@ -51,7 +51,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error("eval", "--mixed-precision: %s", lib_msg());
     mxp_model_t *m = NULL;
     char dir[4096];
-    mxp_checkpoint_meta *meta = malloc(sizeof *meta);
+    mxp_checkpoint_meta *meta = calloc(1, sizeof *meta);
     if (!meta) {
         fprintf(stderr, "mixprec: eval: out of memory\n");
         return CLI_EXIT_RUNTIME;
