@@ -375,6 +375,8 @@ static void test_bad_input(void) {
     char own[700];
     snprintf(own, sizeof own, "%s/model.safetensors", ck);
     EXPECT_USAGE("export", "--checkpoint", ck, "--dtype", "bf16", "-o", own);
+    snprintf(own, sizeof own, "%s/config.json", ck);
+    EXPECT_USAGE("export", "--checkpoint", ck, "--dtype", "bf16", "-o", own);
     /* weights the dtype cannot hold: refused, naming the tensor and its max |x| */
     mxp_model_free(make_checkpoint(tpath("ck_big"), "bf16", 0, 0, "fc2.weight", 1e6f, 0));
     EXPECT_USAGE("export", "--checkpoint", tpath("ck_big"), "--dtype", "fp16", "-o", out);

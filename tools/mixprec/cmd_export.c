@@ -105,12 +105,14 @@ static int check_output(const char *out) {
 }
 
 /* Refuses an output that is one of the checkpoint's own files: replacing
- * model.safetensors with 16-bit weights would silently degrade the checkpoint. */
+ * model.safetensors with 16-bit weights would silently degrade the checkpoint, and
+ * replacing config.json would make it unreadable. */
 static int check_not_checkpoint_file(const char *out, const char *dir) {
-    static const char *const files[] = {"model.safetensors", "training_state.safetensors"};
+    static const char *const files[] = {"model.safetensors", "training_state.safetensors",
+                                        "config.json"};
     struct stat so, sc;
     if (stat(out, &so) != 0) return 0; /* a new file cannot be one of them */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         if (stat(path, &sc) == 0 && sc.st_dev == so.st_dev && sc.st_ino == so.st_ino)
