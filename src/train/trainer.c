@@ -668,7 +668,7 @@ static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t p
     return mxp_checkpoint_rotate(a->save, a->keep_last);
 }
 
-/* A diverged run's error, with where the last good state is. */
+/* A diverged run's error, naming the newest checkpoint to resume from. */
 static mxp_status diverged(run *r, mxp_status st) {
     if (st != MXP_ERR_NONFINITE) return st;
     char why[1024];
