@@ -28,8 +28,10 @@ enum {
 
 /* A byte source: a plain file descriptor, or zlib on top of one. */
 typedef struct reader {
-    int fd;    /* owned unless gz is set (then gz owns it) */
-    gzFile gz; /* NULL for a plain file */
+    int fd;         /* owned unless gz is set (then gz owns it) */
+    gzFile gz;      /* NULL for a plain file */
+    uint32_t isize; /* gzip: the trailer's uncompressed size mod 2^32 (a hint, unchecked) */
+    uint64_t bytes; /* the file's size */
 } reader;
 
 /* Read up to n bytes; the count read (< n only at the end of the data), or -1 on an error
@@ -108,6 +110,7 @@ static const char *shape_str(char *buf, size_t cap, const uint32_t *dims, int nd
 static mxp_status reader_open(reader *r, const char *path, struct stat *st) {
     r->fd = -1;
     r->gz = NULL;
+    r->isize = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return MXP_FAIL(MXP_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     if (fstat(fd, st) != 0) {
@@ -137,7 +140,12 @@ static mxp_status reader_open(reader *r, const char *path, struct stat *st) {
             return MXP_FAIL(MXP_ERR_NOMEM, "%s: zlib cannot allocate its state", path);
         }
         gzbuffer(r->gz, GZ_BUFFER);
+        unsigned char t[4] = {0, 0, 0, 0};
+        if (st->st_size >= 18 && pread(fd, t, 4, st->st_size - 4) == 4)
+            r->isize =
+                (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     }
+    r->bytes = (uint64_t)st->st_size;
     r->fd = fd;
     return MXP_OK;
 }
@@ -147,9 +155,13 @@ static mxp_status reader_open(reader *r, const char *path, struct stat *st) {
  * the header, so its buffer is allocated whole. A gzip stream's size is known only by reading
  * it, and a 30-byte file can claim 2^31 elements (found by fuzz/fuzz_idx.c): its buffer starts
  * at 1 MiB and doubles as the data arrives, so memory follows the bytes actually present. */
-static mxp_status read_data(reader *r, uint64_t numel, uint8_t **data, int64_t *got,
-                            const char *path) {
+static mxp_status read_data(reader *r, uint64_t hbytes, uint64_t numel, uint8_t **data,
+                            int64_t *got, const char *path) {
     uint64_t cap = r->gz ? MXP_MIN(numel, (uint64_t)GZ_FIRST) : numel;
+    /* A gzip trailer that agrees with the header, for a file that could hold that much
+     * (deflate expands at most ~1032:1), sizes the buffer at once: no copies, and a peak of
+     * one buffer (Fashion-MNIST's 47 MB) instead of two while it doubles. */
+    if (r->gz && r->isize == (uint32_t)(hbytes + numel) && numel / 1032 <= r->bytes) cap = numel;
     uint8_t *buf = mxp_alloc((size_t)cap);
     if (!buf)
         return MXP_FAIL(MXP_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the data", path,
@@ -241,7 +253,7 @@ static mxp_status read_idx(mxp_idx *out, reader *r, const struct stat *st, const
     snprintf(what, sizeof what, "the %" PRIu64 " data bytes of shape %s", numel,
              shape_str(shape, sizeof shape, dims, ndim));
     uint8_t *data = NULL;
-    MXP_TRY(read_data(r, numel, &data, &k, path));
+    MXP_TRY(read_data(r, (uint64_t)hbytes, numel, &data, &k, path));
     if (k < 0 || (uint64_t)k < numel) {
         mxp_free(data);
         if (k < 0) return read_failure(r, path, what);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/base_impl.h"
+#include "io/io_impl.h"
 #include "mixprec/io.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -733,8 +734,19 @@ static int write_data(int fd, const mxp_st_entry *entries, int n, mxp_dtype dtyp
     return 0;
 }
 
-/* fsync the directory holding path, so the rename itself survives a crash. Filesystems that
- * cannot sync a directory (EINVAL) are left as they are. 0 or -1 with errno set. */
+int mxp_sync_dir(const char *dir) {
+    const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    int rc = fsync(dfd);
+    if (rc != 0 && errno == EINVAL) rc = 0;
+    const int saved = errno;
+    close(dfd);
+    errno = saved;
+    return rc;
+}
+
+/* fsync the directory holding path (its name goes to dir), so the rename itself survives a
+ * crash. 0 or -1 with errno set. */
 static int sync_dir(char *dir, const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) {
@@ -745,14 +757,7 @@ static int sync_dir(char *dir, const char *path) {
         memcpy(dir, path, (size_t)(slash - path));
         dir[slash - path] = '\0';
     }
-    const int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return -1;
-    int rc = fsync(dfd);
-    if (rc != 0 && errno == EINVAL) rc = 0;
-    const int saved = errno;
-    close(dfd);
-    errno = saved;
-    return rc;
+    return mxp_sync_dir(dir);
 }
 
 mxp_status mxp_safetensors_write(const char *path, const mxp_st_entry *entries, int n,
@@ -849,8 +854,8 @@ mxp_status mxp_file_write_atomic(const char *path, const void *data, size_t n) {
             st = MXP_FAIL(MXP_ERR_IO, "%s: writing failed: %s (the temporary was removed)", path,
                           strerror(err));
         } else if (sync_dir(dir, path) != 0) {
-            st = MXP_FAIL(MXP_ERR_IO, "%s: written, but syncing directory %s failed: %s", path,
-                          dir, strerror(errno));
+            st = MXP_FAIL(MXP_ERR_IO, "%s: written, but syncing directory %s failed: %s", path, dir,
+                          strerror(errno));
         }
     }
     mxp_free(names);

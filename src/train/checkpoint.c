@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/base_impl.h"
+#include "io/io_impl.h"
 #include "mixprec/train.h"
 
 #define STATE_KIND "mixprec-training-state" /* training_state.safetensors "format" */
@@ -50,18 +51,6 @@ static int remove_tree(const char *path) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
     return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* fsync a directory; filesystems that cannot (EINVAL) are let be. 0 or -1. */
-static int sync_path(const char *path) {
-    const int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc != 0 && errno == EINVAL) rc = 0;
-    const int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
 }
 
 /* the parent directory of path into out ("." when it has none) */
@@ -242,7 +231,7 @@ mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, const mxp_
         return MXP_FAIL(MXP_ERR_IO, "cannot save checkpoint %s: cannot create %s: %s", dir, tmp,
                         strerror(errno));
     mxp_status st = write_files(tmp, m, opt, meta);
-    if (st == MXP_OK && sync_path(tmp) != 0)
+    if (st == MXP_OK && mxp_sync_dir(tmp) != 0)
         st = MXP_FAIL(MXP_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     int replaced = 0;
     if (st == MXP_OK) {
@@ -271,7 +260,7 @@ mxp_status mxp_checkpoint_save(const char *dir, const mxp_model_t *m, const mxp_
     }
     if (replaced) remove_tree(old);
 synced:
-    if (sync_path(parent) != 0)
+    if (mxp_sync_dir(parent) != 0)
         return MXP_FAIL(MXP_ERR_IO, "checkpoint %s written, but syncing %s failed: %s", dir, parent,
                         strerror(errno));
     return MXP_OK;
@@ -462,12 +451,6 @@ static mxp_status read_state_meta(const char *path, mxp_checkpoint_meta *meta) {
 
 /* ---- loading ------------------------------------------------------------------------- */
 
-/* the message of the last failure without its leading "file: " (for re-wrapping) */
-static void last_reason(char *why, size_t size) {
-    const char *msg = mxp_last_error(), *colon = strstr(msg, ": ");
-    snprintf(why, size, "%s", colon ? colon + 2 : msg);
-}
-
 mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, mxp_checkpoint_meta *meta) {
     if (!dir || !out || !meta) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
@@ -483,7 +466,7 @@ mxp_status mxp_checkpoint_load(const char *dir, mxp_model_t **out, mxp_checkpoin
     mxp_status st = mxp_model_create(&m, &c);
     if (st != MXP_OK) { /* the message is rewritten in place: copy it first */
         char why[512];
-        last_reason(why, sizeof why);
+        snprintf(why, sizeof why, "%s", mxp_last_error_text());
         return MXP_FAIL(MXP_ERR_FORMAT, "%s: %s", path, why);
     }
     mxp_safetensors_t *f = NULL;
@@ -662,7 +645,7 @@ mxp_status mxp_checkpoint_rotate(const char *dir, int keep) {
         }
     }
     free(steps);
-    if (st == MXP_OK && sync_path(dir) != 0)
+    if (st == MXP_OK && mxp_sync_dir(dir) != 0)
         st = MXP_FAIL(MXP_ERR_IO, "cannot sync %s: %s", dir, strerror(errno));
     return st;
 }
