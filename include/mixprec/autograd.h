@@ -73,6 +73,8 @@ struct mxp_node {
     int n_in;
     void *ctx; /* op-specific, in the arena */
     mxp_backward_fn backward;
+    const char *prof; /* the profile row its time goes to: the label in force when it was
+                         recorded (mxp_graph_set_profile_label), else op */
 };
 
 /* ---- the graph ----------------------------------------------------------- */
@@ -109,7 +111,13 @@ MXP_API void mxp_graph_set_seed(mxp_graph_t *g, uint64_t seed);
  * kind (mxp_graph_profile). Off by default (it costs clock reads). */
 MXP_API void mxp_graph_set_profiling(mxp_graph_t *g, int on);
 
-/* Per-op-kind seconds accumulated since profiling was switched on: calls
+/* While label is not NULL, the ops recorded and timed go to the profile row
+ * `label` instead of their op kind, so a model can report its time per layer
+ * type ("attn.c_attn", "mlp.c_fc", ...) rather than per op. label must outlive
+ * the graph (a string literal); NULL goes back to op kinds. */
+MXP_API void mxp_graph_set_profile_label(mxp_graph_t *g, const char *label);
+
+/* Per-op-kind (or label) seconds accumulated since profiling was switched on: calls
  * fn(op, forward_s, backward_s, calls, user) once per kind. */
 MXP_API void mxp_graph_profile(const mxp_graph_t *g,
                                void (*fn)(const char *op, double fwd_s, double bwd_s, int64_t calls,
@@ -163,11 +171,39 @@ MXP_API mxp_status mxp_var_accumulate(mxp_graph_t *g, mxp_var *v, const mxp_tens
  * variable. Shape or dtype mismatches are MXP_ERR_SHAPE / MXP_ERR_DTYPE with
  * a message naming the op and the shapes. */
 
-/* y (B, N) = act(x (B, K) w^T + b), w (N, K), b (N) or NULL. x is cast to the
- * working dtype if it is not (a recorded cast); w and b must already be in it
- * (the cast cache). act NONE, RELU or GELU_TANH, fused into the GEMM. LOW class. */
+/* y (..., N) = act(x (..., K) w^T + b), w (N, K), b (N) or NULL; x has 2 or
+ * more dimensions and its leading ones are kept. x is cast to the working
+ * dtype if it is not (a recorded cast); w and b must already be in it (the
+ * cast cache). act NONE, RELU or GELU_TANH, fused into the GEMM. LOW class. */
 MXP_API mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
                                  mxp_act act);
+
+/* As mxp_op_linear with the weight stored (in, out): y (..., N) = act(x (..., K)
+ * w + b), w (K, N). GPT-2's Conv1D layout, so that Hugging Face GPT-2 weights
+ * load as they are. LOW class. */
+MXP_API mxp_status mxp_op_linear_kn(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                                    mxp_act act);
+
+/* x (B, T, C) in the working dtype = wte[tokens] + wpe[0 .. T), wte (V, C),
+ * wpe (block, C) with block >= T; tokens (B, T) int32 lent until the reset.
+ * The gradients of wte and wpe are summed in fp32 and rounded once into each
+ * parameter's gradient (wte may also be used elsewhere, e.g. a tied LM head:
+ * the contributions add). FOLLOW class. A token outside [0, V) is
+ * MXP_ERR_INVALID_ARG. */
+MXP_API mxp_status mxp_op_embedding(mxp_graph_t *g, mxp_var **x, const int32_t *tokens, int64_t B,
+                                    int64_t T, mxp_var *wte, mxp_var *wpe);
+
+/* y (..., C) = layernorm over the last dimension of x with weight w (C) and
+ * bias b (C); statistics in fp32, y in x's dtype (the working dtype). FP32
+ * statistics, FOLLOW output. */
+MXP_API mxp_status mxp_op_layernorm(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                                    float eps);
+
+/* y (B, T, C) = causal multi-head self-attention of qkv (B, T, 3C) with
+ * n_head heads (mxp_attention_forward): score and value products LOW, the
+ * softmax FP32; the probabilities (B, NH, T, T) are kept in the working dtype
+ * for backward. */
+MXP_API mxp_status mxp_op_attention(mxp_graph_t *g, mxp_var **y, mxp_var *qkv, int64_t n_head);
 
 /* y (B, OH, OW, Cout) = act(conv(x (B, H, W, Cin), w (Cout, K, K, Cin)) + b (Cout)),
  * NHWC, square kernel, stride, symmetric zero padding; im2col + one GEMM. LOW. */
@@ -192,9 +228,10 @@ MXP_API mxp_status mxp_op_flatten(mxp_graph_t *g, mxp_var **y, mxp_var *x);
  * the mask comes from the graph's seed and a per-graph counter. FOLLOW. */
 MXP_API mxp_status mxp_op_dropout(mxp_graph_t *g, mxp_var **y, mxp_var *x, float p);
 
-/* loss () fp32 = mean over B of softmax cross-entropy of logits (B, V) against
- * labels (B) int32 (lent until the reset). FP32 class. A label outside [0, V)
- * is MXP_ERR_INVALID_ARG. */
+/* loss () fp32 = mean over the B rows of softmax cross-entropy of logits
+ * (..., V) (B = the product of the leading dimensions) against labels (B)
+ * int32 (lent until the reset). FP32 class. A label outside [0, V) is
+ * MXP_ERR_INVALID_ARG. */
 MXP_API mxp_status mxp_op_cross_entropy(mxp_graph_t *g, mxp_var **loss, mxp_var *logits,
                                         const int32_t *labels);
 

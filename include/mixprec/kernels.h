@@ -297,6 +297,66 @@ typedef struct mxp_adamw_hparams {
 MXP_API mxp_status mxp_adamw_update(const mxp_update_io *io, float *m, float *v,
                                     const mxp_adamw_hparams *h);
 
+/* ---- transformer kernels (gpt) ---------------------------------------------- */
+/* Activations are row-major (B, T, C) (rows = B * T); dt is the working
+ * dtype (F32, BF16 or F16) of inputs and outputs; statistics, softmax and
+ * every sum are fp32. Results do not depend on the thread count. */
+
+/* y (rows, cols) = (x - mean) * rstd * w + b, per row, with mean and
+ * rstd = 1 / sqrt(var + eps) (biased variance) computed in fp32 from x and
+ * written to mean, rstd (rows) fp32 when not NULL (kept for backward).
+ * x, w (cols), b (cols) and y in dt; y rounded once. y must not overlap x.
+ * Errors: MXP_ERR_INVALID_ARG (NULL with a nonzero size, eps <= 0), MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_layernorm_forward(void *y, float *mean, float *rstd, const void *x,
+                                         const void *w, const void *b, mxp_dtype dt, size_t rows,
+                                         size_t cols, float eps);
+
+/* dx (rows, cols) in dt, overwritten; dw, db (cols) fp32, ADDED to (+=) in an
+ * order fixed by rows and cols alone. From dy, x (rows, cols), w (cols) in dt
+ * and the forward's mean, rstd. dw or db may be NULL (not wanted).
+ * Errors: as forward. */
+MXP_API mxp_status mxp_layernorm_backward(void *dx, float *dw, float *db, const void *dy,
+                                          const void *x, const float *mean, const float *rstd,
+                                          const void *w, mxp_dtype dt, size_t rows, size_t cols);
+
+/* Causal multi-head self-attention. qkv (B, T, 3C) holds per token [q | k | v],
+ * head h in columns h*hd .. h*hd + hd - 1 of each (hd = C / NH). For each
+ * (b, h): S = q k^T / sqrt(hd) (inputs in dt, fp32 accumulation), entries
+ * above the diagonal masked, P = softmax(S) in fp32 and rounded to dt,
+ * out = P v (fp32 accumulation) rounded to dt, written to out (B, T, C) at
+ * head h's columns. att (B, NH, T, T) in dt receives P when not NULL (the
+ * backward needs it; entries above the diagonal are 0).
+ * Errors: MXP_ERR_INVALID_ARG (a size < 1, C not a multiple of NH, NULL),
+ * MXP_ERR_DTYPE, MXP_ERR_NOMEM (scratch). */
+MXP_API mxp_status mxp_attention_forward(void *out, void *att, const void *qkv, mxp_dtype dt,
+                                         int64_t B, int64_t T, int64_t C, int64_t NH);
+
+/* dqkv (B, T, 3C) in dt, overwritten: the gradient of the forward above from
+ * dout (B, T, C), the forward's qkv and att. dP = dout v^T (fp32 accumulation),
+ * dS = P * (dP - rowsum(dP * P)) / sqrt(hd) in fp32 and rounded to dt (the
+ * input of the two products that follow, as under PyTorch's autocast),
+ * dq = dS k, dk = dS^T q, dv = P^T dout, each accumulated in fp32 and rounded
+ * once. Errors: as forward. */
+MXP_API mxp_status mxp_attention_backward(void *dqkv, const void *dout, const void *qkv,
+                                          const void *att, mxp_dtype dt, int64_t B, int64_t T,
+                                          int64_t C, int64_t NH);
+
+/* x (B, T, C) in dt = wte[tokens[b][t]] + wpe[t], added in fp32 and rounded
+ * once; wte (V, C), wpe (>= T, C) in dt; tokens (B, T). A token outside
+ * [0, V) is MXP_ERR_INVALID_ARG naming its position, checked before any work.
+ * Errors: also MXP_ERR_DTYPE. */
+MXP_API mxp_status mxp_embedding_forward(void *x, const int32_t *tokens, const void *wte,
+                                         const void *wpe, mxp_dtype dt, int64_t B, int64_t T,
+                                         int64_t C, int64_t V);
+
+/* dwte (V, C) fp32 += the rows of dx (B, T, C) (dt) scattered by token, and
+ * dwpe (T, C) fp32 += dx summed over the batch; either may be NULL. The sums
+ * run in an order fixed by the shapes (never by the thread count).
+ * Errors: as forward (tokens are not re-checked). */
+MXP_API mxp_status mxp_embedding_backward(float *dwte, float *dwpe, const void *dx,
+                                          const int32_t *tokens, mxp_dtype dt, int64_t B, int64_t T,
+                                          int64_t C, int64_t V);
+
 /* ---- value census (numerics statistics) ---------------------------------- */
 
 /* counts[c] += number of the n elements of x (dtype dt) in class c:

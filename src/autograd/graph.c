@@ -28,6 +28,7 @@ struct mxp_graph {
     uint64_t seed;
     uint64_t rng_offset; /* Philox words used by dropout so far in this step */
     int profiling;
+    const char *label; /* mxp_graph_set_profile_label's, or NULL: rows by op kind */
     profile_row prof[PROFILE_KINDS];
     int n_prof;
 };
@@ -83,6 +84,9 @@ void mxp_graph_set_training(mxp_graph_t *g, int training) { g->training = traini
 int mxp_graph_training(const mxp_graph_t *g) { return g->training; }
 void mxp_graph_set_seed(mxp_graph_t *g, uint64_t seed) { g->seed = seed; }
 void mxp_graph_set_profiling(mxp_graph_t *g, int on) { g->profiling = on != 0; }
+void mxp_graph_set_profile_label(mxp_graph_t *g, const char *label) {
+    if (g) g->label = label;
+}
 int mxp_graph_profiling(const mxp_graph_t *g) { return g->profiling; }
 
 uint64_t mxp_graph_rng_take(mxp_graph_t *g, uint64_t words, uint64_t *seed) {
@@ -102,7 +106,7 @@ static profile_row *profile_row_for(mxp_graph_t *g, const char *op) {
 }
 
 void mxp_graph_profile_forward(mxp_graph_t *g, const char *op, double seconds) {
-    profile_row *r = profile_row_for(g, op);
+    profile_row *r = profile_row_for(g, g->label ? g->label : op);
     if (!r) return;
     r->fwd_s += seconds;
     r->calls++;
@@ -150,6 +154,7 @@ mxp_status mxp_graph_record(mxp_graph_t *g, const char *op, mxp_prec_class prec,
     if (!n) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     memset(n, 0, sizeof *n);
     n->op = op;
+    n->prof = g->label ? g->label : op;
     n->prec = prec;
     n->out = out;
     n->n_in = n_in;
@@ -207,7 +212,7 @@ static mxp_status walk(mxp_graph_t *g) {
         double t0 = g->profiling ? mxp_graph_clock() : 0.0;
         MXP_TRY(n->backward(g, n));
         if (g->profiling) {
-            profile_row *r = profile_row_for(g, n->op);
+            profile_row *r = profile_row_for(g, n->prof ? n->prof : n->op);
             if (r) r->bwd_s += mxp_graph_clock() - t0;
         }
     }

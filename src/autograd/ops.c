@@ -1,6 +1,8 @@
 /*
  * ops.c - every differentiable op: its forward (through the kernels layer),
- * what it saves, and its backward, all in one place (micrograd style).
+ * what it saves, and its backward, all in one place (micrograd style); the
+ * transformer ops (embedding, layernorm, attention) are in ops_transformer.c
+ * and share the helpers below through autograd_impl.h.
  * Precision follows the autocast classes of mixprec/autograd.h; no op here
  * allocates outside the graph's arena.
  */
@@ -12,24 +14,17 @@
 #include "autograd/autograd_impl.h"
 #include "base/base_impl.h"
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers shared with ops_transformer.c (autograd_impl.h) ---------------- */
 
-#define PROF_BEGIN(g) double prof_t0_ = mxp_graph_profiling(g) ? mxp_graph_clock() : 0.0
-#define PROF_END(g, op)                                                                            \
-    do {                                                                                           \
-        if (mxp_graph_profiling(g))                                                                \
-            mxp_graph_profile_forward(g, op, mxp_graph_clock() - prof_t0_);                        \
-    } while (0)
-
-static const char *shape_str(const mxp_tensor *t, char *buf, size_t size) {
+const char *mxp_ag_shape_str(const mxp_tensor *t, char *buf, size_t size) {
     return mxp_tensor_describe(t, buf, size);
 }
 
-static mxp_status tmp_like(mxp_graph_t *g, mxp_tensor **out, const mxp_tensor *t) {
+mxp_status mxp_ag_tmp_like(mxp_graph_t *g, mxp_tensor **out, const mxp_tensor *t) {
     return mxp_tensor_arena(mxp_graph_arena(g), out, t->dtype, t->ndim, t->shape);
 }
 
-static void *arena_ctx(mxp_graph_t *g, size_t size) {
+void *mxp_ag_ctx(mxp_graph_t *g, size_t size) {
     void *p = mxp_arena_alloc(mxp_graph_arena(g), size);
     if (p) memset(p, 0, size);
     return p;
@@ -38,7 +33,7 @@ static void *arena_ctx(mxp_graph_t *g, size_t size) {
 /* A contribution computed by `fill` either straight into v's gradient (when
  * it holds nothing yet) or into a temporary that is then added. Element-wise
  * backward kernels overwrite their output, so this is how they get +=. */
-static mxp_status grad_dest(mxp_graph_t *g, mxp_var *v, mxp_tensor **dest, int *add) {
+mxp_status mxp_ag_grad_dest(mxp_graph_t *g, mxp_var *v, mxp_tensor **dest, int *add) {
     float beta;
     *add = 0;
     mxp_tensor *gt = mxp_var_grad_target(g, v, &beta);
@@ -48,31 +43,35 @@ static mxp_status grad_dest(mxp_graph_t *g, mxp_var *v, mxp_tensor **dest, int *
         *dest = gt;
         return MXP_OK;
     }
-    return tmp_like(g, dest, v->value);
+    return mxp_ag_tmp_like(g, dest, v->value);
 }
 
-static mxp_status grad_commit(mxp_var *v, mxp_tensor *dest, int add) {
+mxp_status mxp_ag_grad_commit(mxp_var *v, mxp_tensor *dest, int add) {
     if (!add) return MXP_OK;
     return mxp_add(v->grad->data, v->grad->data, dest->data, v->grad->dtype,
                    (size_t)mxp_tensor_numel(dest));
 }
 
 /* grad(v) (n) += src (n) fp32 (a bias gradient from a column reduction),
- * added in fp32 and rounded once to v's dtype. */
-static mxp_status grad_add_f32(mxp_graph_t *g, mxp_var *v, float *src, size_t n) {
+ * added in fp32 and rounded once to v's dtype. The old gradient is widened a
+ * stack block at a time, so a vocabulary-sized sum needs no second copy. */
+mxp_status mxp_ag_grad_add_f32(mxp_graph_t *g, mxp_var *v, float *src, size_t n) {
     float beta;
     mxp_tensor *gt = mxp_var_grad_target(g, v, &beta);
     if (!gt) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     if (beta != 0.0f) {
-        float *old = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof(float));
-        if (!old) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-        MXP_TRY(mxp_convert(old, MXP_DTYPE_F32, gt->data, gt->dtype, n));
-        for (size_t i = 0; i < n; i++) src[i] += old[i];
+        enum { BLK = 2048 };
+        float old[BLK];
+        const size_t es = mxp_dtype_size(gt->dtype);
+        for (size_t i0 = 0; i0 < n; i0 += BLK) {
+            const size_t m = MXP_MIN((size_t)BLK, n - i0);
+            MXP_TRY(
+                mxp_convert(old, MXP_DTYPE_F32, (const char *)gt->data + i0 * es, gt->dtype, m));
+            for (size_t i = 0; i < m; i++) src[i0 + i] += old[i];
+        }
     }
     return mxp_convert(gt->data, gt->dtype, src, MXP_DTYPE_F32, n);
 }
-
-static int needs_grad(const mxp_var *v) { return v && v->requires_grad; }
 
 /* dz = d(act(z))/dz * dy for the fused activations, given the op's saved
  * output y (ReLU: y > 0 exactly where z > 0) or pre-activation z (GELU). */
@@ -82,13 +81,13 @@ static mxp_status act_backward(mxp_graph_t *g, mxp_tensor **dz, mxp_act act, mxp
         *dz = dy;
         return MXP_OK;
     }
-    MXP_TRY(tmp_like(g, dz, dy));
+    MXP_TRY(mxp_ag_tmp_like(g, dz, dy));
     const size_t n = (size_t)mxp_tensor_numel(dy);
     if (act == MXP_ACT_RELU) return mxp_relu_backward((*dz)->data, dy->data, y->data, dy->dtype, n);
     return mxp_gelu_tanh_backward((*dz)->data, dy->data, pre->data, dy->dtype, n);
 }
 
-static mxp_status check_work(mxp_graph_t *g, const char *op, const char *what, const mxp_var *v) {
+mxp_status mxp_ag_check_work(mxp_graph_t *g, const char *op, const char *what, const mxp_var *v) {
     if (v->value->dtype != mxp_graph_dtype(g))
         return MXP_FAIL(MXP_ERR_DTYPE, "%s: %s is %s but the graph works in %s", op, what,
                         mxp_dtype_name(v->value->dtype), mxp_dtype_name(mxp_graph_dtype(g)));
@@ -101,13 +100,13 @@ static mxp_status cast_backward(mxp_graph_t *g, mxp_node *n) {
     mxp_var *x = n->in[0];
     mxp_tensor *d;
     int add;
-    MXP_TRY(grad_dest(g, x, &d, &add));
+    MXP_TRY(mxp_ag_grad_dest(g, x, &d, &add));
     MXP_TRY(mxp_convert(d->data, d->dtype, n->out->grad->data, n->out->grad->dtype,
                         (size_t)mxp_tensor_numel(d)));
-    return grad_commit(x, d, add);
+    return mxp_ag_grad_commit(x, d, add);
 }
 
-static mxp_status cast_to_work(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
+mxp_status mxp_ag_cast_to_work(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
     if (x->value->dtype == mxp_graph_dtype(g)) {
         *y = x;
         return MXP_OK;
@@ -121,9 +120,13 @@ static mxp_status cast_to_work(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
 }
 
 /* ---- linear (LOW) ------------------------------------------------------------ */
+/* x (..., K) is seen as (B, K) with B the product of its leading dimensions. The
+ * weight is (N, K) (torch.nn.Linear) or, for linear_kn, (K, N) (GPT-2's Conv1D);
+ * the layouts differ only in the transpose flags of the three GEMMs. */
 
 typedef struct linear_ctx {
     mxp_act act;
+    int kn;          /* w is (K, N) */
     mxp_tensor *pre; /* (B, N) z before the activation (GELU only) */
 } linear_ctx;
 
@@ -131,50 +134,65 @@ static mxp_status linear_backward(mxp_graph_t *g, mxp_node *n) {
     linear_ctx *c = n->ctx;
     mxp_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const mxp_dtype dt = mxp_graph_dtype(g);
-    const size_t B = (size_t)x->value->shape[0], K = (size_t)x->value->shape[1];
-    const size_t N = (size_t)w->value->shape[0];
+    const size_t K = (size_t)x->value->shape[x->value->ndim - 1];
+    const size_t B = (size_t)mxp_ag_rows(x->value);
+    const size_t N = (size_t)w->value->shape[c->kn ? 1 : 0];
     mxp_tensor *dz;
     MXP_TRY(act_backward(g, &dz, c->act, n->out->grad, n->out->value, c->pre));
     float beta;
-    if (needs_grad(x)) { /* dx (B, K) += dz (B, N) w (N, K) */
+    if (mxp_ag_needs_grad(x)) { /* dx (B, K) += dz (B, N) w (N, K) [or w (K, N)^T] */
         mxp_tensor *dx = mxp_var_grad_target(g, x, &beta);
         if (!dx) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-        MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_NO_TRANS, B, K, N, 1.0f, dz->data, dt, N, w->value->data,
-                         dt, K, beta, dx->data, dx->dtype, K, NULL));
+        MXP_TRY(mxp_gemm(MXP_NO_TRANS, c->kn ? MXP_TRANS : MXP_NO_TRANS, B, K, N, 1.0f, dz->data,
+                         dt, N, w->value->data, dt, c->kn ? N : K, beta, dx->data, dx->dtype, K,
+                         NULL));
     }
-    if (needs_grad(w)) { /* dw (N, K) += dz^T (N, B) x (B, K) */
+    if (mxp_ag_needs_grad(w)) {
         mxp_tensor *dw = mxp_var_grad_target(g, w, &beta);
         if (!dw) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-        MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, N, K, B, 1.0f, dz->data, dt, N, x->value->data,
-                         dt, K, beta, dw->data, dw->dtype, K, NULL));
+        if (c->kn) /* dw (K, N) += x^T (K, B) dz (B, N) */
+            MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, K, N, B, 1.0f, x->value->data, dt, K,
+                             dz->data, dt, N, beta, dw->data, dw->dtype, N, NULL));
+        else /* dw (N, K) += dz^T (N, B) x (B, K) */
+            MXP_TRY(mxp_gemm(MXP_TRANS, MXP_NO_TRANS, N, K, B, 1.0f, dz->data, dt, N,
+                             x->value->data, dt, K, beta, dw->data, dw->dtype, K, NULL));
     }
-    if (needs_grad(b)) { /* db (N) += column sums of dz, fp32 */
+    if (mxp_ag_needs_grad(b)) { /* db (N) += column sums of dz, fp32 */
         float *s = mxp_arena_alloc(mxp_graph_arena(g), N * sizeof(float));
         if (!s) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
         MXP_TRY(mxp_reduce_cols(MXP_REDUCE_SUM, s, dz->data, dt, B, N));
-        MXP_TRY(grad_add_f32(g, b, s, N));
+        MXP_TRY(mxp_ag_grad_add_f32(g, b, s, N));
     }
     return MXP_OK;
 }
 
-mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
-                         mxp_act act) {
-    if (!g || !y || !x || !w) return MXP_FAIL(MXP_ERR_INVALID_ARG, "linear: NULL argument");
+static mxp_status linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                         mxp_act act, int kn) {
+    const char *op = kn ? "linear_kn" : "linear";
+    if (!g || !y || !x || !w) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: NULL argument", op);
     PROF_BEGIN(g);
     char s1[96], s2[96];
-    if (x->value->ndim != 2 || w->value->ndim != 2 || x->value->shape[1] != w->value->shape[1] ||
-        (b && (b->value->ndim != 1 || b->value->shape[0] != w->value->shape[0])))
-        return MXP_FAIL(MXP_ERR_SHAPE, "linear: input %s does not fit weight %s",
-                        shape_str(x->value, s1, sizeof s1), shape_str(w->value, s2, sizeof s2));
-    MXP_TRY(check_work(g, "linear", "the weight", w));
-    if (b) MXP_TRY(check_work(g, "linear", "the bias", b));
-    MXP_TRY(cast_to_work(g, &x, x));
+    const mxp_tensor *xv = x->value, *wv = w->value;
+    const int nd = xv->ndim;
+    const int64_t N = wv->ndim == 2 ? wv->shape[kn ? 1 : 0] : -1;
+    if (nd < 2 || wv->ndim != 2 || xv->shape[nd - 1] != wv->shape[kn ? 0 : 1] ||
+        !mxp_tensor_is_contiguous(xv) || (b && (b->value->ndim != 1 || b->value->shape[0] != N)))
+        return MXP_FAIL(MXP_ERR_SHAPE, "%s: input %s does not fit weight %s%s", op,
+                        mxp_ag_shape_str(xv, s1, sizeof s1), mxp_ag_shape_str(wv, s2, sizeof s2),
+                        kn ? " (K, N)" : " (N, K)");
+    MXP_TRY(mxp_ag_check_work(g, op, "the weight", w));
+    if (b) MXP_TRY(mxp_ag_check_work(g, op, "the bias", b));
+    MXP_TRY(mxp_ag_cast_to_work(g, &x, x));
     const mxp_dtype dt = mxp_graph_dtype(g);
-    const int64_t B = x->value->shape[0], K = x->value->shape[1], N = w->value->shape[0];
-    MXP_TRY(mxp_graph_var(g, y, dt, 2, (int64_t[]){B, N}));
-    linear_ctx *c = arena_ctx(g, sizeof *c);
+    const int64_t K = x->value->shape[nd - 1], B = mxp_ag_rows(x->value);
+    int64_t yshape[MXP_MAX_DIMS];
+    memcpy(yshape, x->value->shape, sizeof yshape);
+    yshape[nd - 1] = N;
+    MXP_TRY(mxp_graph_var(g, y, dt, nd, yshape));
+    linear_ctx *c = mxp_ag_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     c->act = act;
+    c->kn = kn;
     mxp_gemm_epilogue epi = {.bias = b ? b->value->data : NULL,
                              .bias_dtype = dt,
                              .bias_mode = b ? MXP_BIAS_COL : MXP_BIAS_NONE,
@@ -184,13 +202,23 @@ mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mx
         epi.pre_act = c->pre->data;
         epi.ld_pre = (size_t)N;
     }
-    MXP_TRY(mxp_gemm(MXP_NO_TRANS, MXP_TRANS, (size_t)B, (size_t)N, (size_t)K, 1.0f, x->value->data,
-                     dt, (size_t)K, w->value->data, dt, (size_t)K, 0.0f, (*y)->value->data, dt,
-                     (size_t)N, &epi));
+    MXP_TRY(mxp_gemm(MXP_NO_TRANS, kn ? MXP_NO_TRANS : MXP_TRANS, (size_t)B, (size_t)N, (size_t)K,
+                     1.0f, x->value->data, dt, (size_t)K, w->value->data, dt, (size_t)(kn ? N : K),
+                     0.0f, (*y)->value->data, dt, (size_t)N, &epi));
     mxp_var *in[3] = {x, w, b};
     MXP_TRY(mxp_graph_record(g, "linear", MXP_PREC_CLASS_LOW, *y, in, 3, c, linear_backward));
     PROF_END(g, "linear");
     return MXP_OK;
+}
+
+mxp_status mxp_op_linear(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                         mxp_act act) {
+    return linear(g, y, x, w, b, act, 0);
+}
+
+mxp_status mxp_op_linear_kn(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mxp_var *b,
+                            mxp_act act) {
+    return linear(g, y, x, w, b, act, 1);
 }
 
 /* ---- conv2d (LOW): im2col + GEMM per chunk of images, NHWC ------------------- */
@@ -241,13 +269,13 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
     const size_t Co = (size_t)w->value->shape[0];
     mxp_tensor *dz;
     MXP_TRY(act_backward(g, &dz, c->act, n->out->grad, n->out->value, c->pre));
-    if (needs_grad(b)) {
+    if (mxp_ag_needs_grad(b)) {
         float *s = mxp_arena_alloc(mxp_graph_arena(g), Co * sizeof(float));
         if (!s) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
         MXP_TRY(mxp_reduce_cols(MXP_REDUCE_SUM, s, dz->data, dt, M, Co));
-        MXP_TRY(grad_add_f32(g, b, s, Co));
+        MXP_TRY(mxp_ag_grad_add_f32(g, b, s, Co));
     }
-    const int want_w = needs_grad(w), want_x = needs_grad(x);
+    const int want_w = mxp_ag_needs_grad(w), want_x = mxp_ag_needs_grad(x);
     if (!want_w && !want_x) return MXP_OK;
     /* chunks are taken in groups of G consecutive ones (G from the shape alone): a group's
      * weight-gradient partial accumulates its chunks in order, in fp32 */
@@ -268,7 +296,7 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
                : NULL; /* (ngroups, Co, KK) */
     mxp_tensor *dx = NULL;
     int add = 0;
-    if (want_x) MXP_TRY(grad_dest(g, x, &dx, &add));
+    if (want_x) MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
     if (!cols || (want_x && !dcols) || (want_x && dt != MXP_DTYPE_F32 && !dxc) ||
         (want_w && !partial))
         return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
@@ -312,14 +340,14 @@ static mxp_status conv_backward(mxp_graph_t *g, mxp_node *n) {
         }
     }
     MXP_TRY(st);
-    if (want_x) MXP_TRY(grad_commit(x, dx, add));
+    if (want_x) MXP_TRY(mxp_ag_grad_commit(x, dx, add));
     if (want_w) { /* the groups' partials in group order, in fp32 */
         const size_t nw = Co * KK;
         for (int64_t gi = 1; gi < ngroups; gi++) {
             const float *src = partial + (size_t)gi * nw;
             for (size_t j = 0; j < nw; j++) partial[j] += src[j];
         }
-        MXP_TRY(grad_add_f32(g, w, partial, nw));
+        MXP_TRY(mxp_ag_grad_add_f32(g, w, partial, nw));
     }
     return MXP_OK;
 }
@@ -335,13 +363,13 @@ mxp_status mxp_op_conv2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, mxp_var *w, mx
         (b && (b->value->ndim != 1 || b->value->shape[0] != wv->shape[0])))
         return MXP_FAIL(MXP_ERR_SHAPE,
                         "conv2d: input %s (B, H, W, Cin) does not fit weight %s (Cout, K, K, Cin)",
-                        shape_str(xv, s1, sizeof s1), shape_str(wv, s2, sizeof s2));
-    MXP_TRY(check_work(g, "conv2d", "the weight", w));
-    if (b) MXP_TRY(check_work(g, "conv2d", "the bias", b));
-    MXP_TRY(cast_to_work(g, &x, x));
+                        mxp_ag_shape_str(xv, s1, sizeof s1), mxp_ag_shape_str(wv, s2, sizeof s2));
+    MXP_TRY(mxp_ag_check_work(g, "conv2d", "the weight", w));
+    if (b) MXP_TRY(mxp_ag_check_work(g, "conv2d", "the bias", b));
+    MXP_TRY(mxp_ag_cast_to_work(g, &x, x));
     const mxp_dtype dt = mxp_graph_dtype(g);
     const size_t es = mxp_dtype_size(dt);
-    conv_ctx *c = arena_ctx(g, sizeof *c);
+    conv_ctx *c = mxp_ag_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     xv = x->value;
     MXP_TRY(mxp_conv2d_geom_init(&c->geom, xv->shape[0], xv->shape[1], xv->shape[2], xv->shape[3],
@@ -411,10 +439,10 @@ static mxp_status pool_backward(mxp_graph_t *g, mxp_node *n) {
     const int64_t *s = x->value->shape;
     mxp_tensor *dx;
     int add;
-    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
     MXP_TRY(mxp_maxpool2d_backward(dx->data, n->out->grad->data, c->argmax, dx->dtype, s[0], s[1],
                                    s[2], s[3], c->K, c->stride));
-    return grad_commit(x, dx, add);
+    return mxp_ag_grad_commit(x, dx, add);
 }
 
 mxp_status mxp_op_maxpool2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, int64_t K, int64_t stride) {
@@ -425,11 +453,11 @@ mxp_status mxp_op_maxpool2d(mxp_graph_t *g, mxp_var **y, mxp_var *x, int64_t K, 
     if (xv->ndim != 4 || !mxp_tensor_is_contiguous(xv) || K < 1 || stride < 1 || K > xv->shape[1] ||
         K > xv->shape[2])
         return MXP_FAIL(MXP_ERR_SHAPE, "maxpool2d: window %lld stride %lld on input %s",
-                        (long long)K, (long long)stride, shape_str(xv, s1, sizeof s1));
+                        (long long)K, (long long)stride, mxp_ag_shape_str(xv, s1, sizeof s1));
     const int64_t B = xv->shape[0], H = xv->shape[1], W = xv->shape[2], C = xv->shape[3];
     const int64_t OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
     MXP_TRY(mxp_graph_var(g, y, xv->dtype, 4, (int64_t[]){B, OH, OW, C}));
-    pool_ctx *c = arena_ctx(g, sizeof *c);
+    pool_ctx *c = mxp_ag_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     c->K = K;
     c->stride = stride;
@@ -451,21 +479,21 @@ static mxp_status relu_backward(mxp_graph_t *g, mxp_node *n) {
     mxp_var *x = n->in[0];
     mxp_tensor *dx;
     int add;
-    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
     /* y > 0 exactly where x > 0, so the saved output serves as the mask */
     MXP_TRY(mxp_relu_backward(dx->data, n->out->grad->data, n->out->value->data, dx->dtype,
                               (size_t)mxp_tensor_numel(dx)));
-    return grad_commit(x, dx, add);
+    return mxp_ag_grad_commit(x, dx, add);
 }
 
 static mxp_status gelu_backward(mxp_graph_t *g, mxp_node *n) {
     mxp_var *x = n->in[0];
     mxp_tensor *dx;
     int add;
-    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
     MXP_TRY(mxp_gelu_tanh_backward(dx->data, n->out->grad->data, x->value->data, dx->dtype,
                                    (size_t)mxp_tensor_numel(dx)));
-    return grad_commit(x, dx, add);
+    return mxp_ag_grad_commit(x, dx, add);
 }
 
 static mxp_status unary(mxp_graph_t *g, mxp_var **y, mxp_var *x, const char *op,
@@ -497,8 +525,22 @@ mxp_status mxp_op_gelu(mxp_graph_t *g, mxp_var **y, mxp_var *x) {
 /* ---- add (FOLLOW) ---------------------------------------------------------------- */
 
 static mxp_status add_backward(mxp_graph_t *g, mxp_node *n) {
-    for (int i = 0; i < 2; i++)
-        if (needs_grad(n->in[i])) MXP_TRY(mxp_var_accumulate(g, n->in[i], n->out->grad));
+    /* Only this node reads the output's gradient (every other use of it ran earlier in the
+     * reverse walk), so the first input that holds no gradient yet takes that tensor over
+     * instead of a copy: a transformer's residual stream hands one buffer down through its
+     * blocks. Parameters keep their own buffers (node == NULL). */
+    int lent = 0;
+    for (int i = 0; i < 2; i++) {
+        mxp_var *in = n->in[i];
+        if (!mxp_ag_needs_grad(in)) continue;
+        if (!lent && in->node && !in->has_grad) {
+            in->grad = n->out->grad;
+            in->has_grad = 1;
+            lent = 1;
+            continue;
+        }
+        MXP_TRY(mxp_var_accumulate(g, in, n->out->grad));
+    }
     return MXP_OK;
 }
 
@@ -510,12 +552,15 @@ mxp_status mxp_op_add(mxp_graph_t *g, mxp_var **y, mxp_var *a, mxp_var *b) {
         av->ndim != bv->ndim || memcmp(av->shape, bv->shape, sizeof av->shape) != 0 ||
         !mxp_tensor_is_contiguous(av) || !mxp_tensor_is_contiguous(bv))
         return MXP_FAIL(MXP_ERR_SHAPE, "add: %s and %s differ (same shape and dtype needed)",
-                        shape_str(av, s1, sizeof s1), shape_str(bv, s2, sizeof s2));
+                        mxp_ag_shape_str(av, s1, sizeof s1), mxp_ag_shape_str(bv, s2, sizeof s2));
+    PROF_BEGIN(g);
     MXP_TRY(mxp_graph_var(g, y, av->dtype, av->ndim, av->shape));
     MXP_TRY(
         mxp_add((*y)->value->data, av->data, bv->data, av->dtype, (size_t)mxp_tensor_numel(av)));
     mxp_var *in[2] = {a, b};
-    return mxp_graph_record(g, "add", MXP_PREC_CLASS_FOLLOW, *y, in, 2, NULL, add_backward);
+    MXP_TRY(mxp_graph_record(g, "add", MXP_PREC_CLASS_FOLLOW, *y, in, 2, NULL, add_backward));
+    PROF_END(g, "add");
+    return MXP_OK;
 }
 
 /* ---- flatten (a view) ------------------------------------------------------------- */
@@ -555,10 +600,10 @@ static mxp_status dropout_backward(mxp_graph_t *g, mxp_node *n) {
     mxp_var *x = n->in[0];
     mxp_tensor *dx;
     int add;
-    MXP_TRY(grad_dest(g, x, &dx, &add));
+    MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
     MXP_TRY(mxp_dropout_backward(dx->data, n->out->grad->data, c->mask, dx->dtype,
                                  (size_t)mxp_tensor_numel(dx), c->p));
-    return grad_commit(x, dx, add);
+    return mxp_ag_grad_commit(x, dx, add);
 }
 
 mxp_status mxp_op_dropout(mxp_graph_t *g, mxp_var **y, mxp_var *x, float p) {
@@ -573,7 +618,7 @@ mxp_status mxp_op_dropout(mxp_graph_t *g, mxp_var **y, mxp_var *x, float p) {
         return MXP_FAIL(MXP_ERR_SHAPE, "dropout: the input must be contiguous");
     PROF_BEGIN(g);
     const size_t n = (size_t)mxp_tensor_numel(x->value);
-    dropout_ctx *c = arena_ctx(g, sizeof *c);
+    dropout_ctx *c = mxp_ag_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     c->p = p;
     c->mask = mxp_arena_alloc(mxp_graph_arena(g), n);
@@ -591,6 +636,7 @@ mxp_status mxp_op_dropout(mxp_graph_t *g, mxp_var **y, mxp_var *x, float p) {
 /* ---- softmax cross-entropy (FP32) ------------------------------------------------- */
 
 typedef struct ce_ctx {
+    int64_t B, V;          /* rows (the product of the leading dims), classes */
     float *probs;          /* (B, V) fp32 */
     const int32_t *labels; /* (B), lent */
 } ce_ctx;
@@ -598,13 +644,13 @@ typedef struct ce_ctx {
 static mxp_status ce_backward(mxp_graph_t *g, mxp_node *n) {
     ce_ctx *c = n->ctx;
     mxp_var *x = n->in[0];
-    const int64_t B = x->value->shape[0], V = x->value->shape[1];
     const float dloss = *(const float *)n->out->grad->data; /* the loss scale */
     mxp_tensor *dx;
     int add;
-    MXP_TRY(grad_dest(g, x, &dx, &add));
-    MXP_TRY(mxp_cross_entropy_backward(dx->data, dx->dtype, c->probs, c->labels, B, V, dloss));
-    return grad_commit(x, dx, add);
+    MXP_TRY(mxp_ag_grad_dest(g, x, &dx, &add));
+    MXP_TRY(
+        mxp_cross_entropy_backward(dx->data, dx->dtype, c->probs, c->labels, c->B, c->V, dloss));
+    return mxp_ag_grad_commit(x, dx, add);
 }
 
 mxp_status mxp_op_cross_entropy(mxp_graph_t *g, mxp_var **loss, mxp_var *logits,
@@ -612,21 +658,24 @@ mxp_status mxp_op_cross_entropy(mxp_graph_t *g, mxp_var **loss, mxp_var *logits,
     if (!g || !loss || !logits || !labels)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "cross_entropy: NULL argument");
     char s1[96];
-    if (logits->value->ndim != 2 || !mxp_tensor_is_contiguous(logits->value))
-        return MXP_FAIL(MXP_ERR_SHAPE, "cross_entropy: logits %s must be (B, V)",
-                        shape_str(logits->value, s1, sizeof s1));
+    const mxp_tensor *lv = logits->value;
+    if (lv->ndim < 2 || !mxp_tensor_is_contiguous(lv))
+        return MXP_FAIL(MXP_ERR_SHAPE, "cross_entropy: logits %s must be contiguous (..., V)",
+                        mxp_ag_shape_str(lv, s1, sizeof s1));
     PROF_BEGIN(g);
-    const int64_t B = logits->value->shape[0], V = logits->value->shape[1];
-    ce_ctx *c = arena_ctx(g, sizeof *c);
+    const int64_t V = lv->shape[lv->ndim - 1], B = mxp_ag_rows(lv);
+    ce_ctx *c = mxp_ag_ctx(g, sizeof *c);
     if (!c) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+    c->B = B;
+    c->V = V;
     c->labels = labels;
     if (mxp_graph_training(g) && logits->requires_grad) {
         c->probs = mxp_arena_alloc(mxp_graph_arena(g), (size_t)(B * V) * sizeof(float));
         if (!c->probs) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
     }
     MXP_TRY(mxp_graph_var(g, loss, MXP_DTYPE_F32, 0, NULL));
-    MXP_TRY(mxp_cross_entropy_forward((float *)(*loss)->value->data, c->probs, logits->value->data,
-                                      logits->value->dtype, labels, B, V));
+    MXP_TRY(mxp_cross_entropy_forward((float *)(*loss)->value->data, c->probs, lv->data, lv->dtype,
+                                      labels, B, V));
     MXP_TRY(mxp_graph_record(g, "cross_entropy", MXP_PREC_CLASS_FP32, *loss, &logits, 1, c,
                              ce_backward));
     PROF_END(g, "cross_entropy");
