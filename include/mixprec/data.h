@@ -1,6 +1,7 @@
 /*
  * mixprec/data.h - datasets and loaders: IDX files ((Fashion-)MNIST, plain or
- * .gz), seeded shuffling, normalisation, batching.
+ * .gz), text (character level) and llm.c token shards for the gpt model,
+ * seeded shuffling, normalisation, batching.
  *
  * The whole split is decoded into memory once (Fashion-MNIST's 60000 images
  * are 47 MB as bytes); a loader then hands out batches in an order that
@@ -53,13 +54,28 @@ MXP_API void mxp_idx_free(mxp_idx *idx);
 
 /* ---- datasets -------------------------------------------------------------- */
 
+/* Append-only. */
+typedef enum mxp_dataset_kind {
+    MXP_DATASET_IMAGES = 0, /* IDX images and labels */
+    MXP_DATASET_TOKENS = 1  /* a token stream cut into windows (language modelling) */
+} mxp_dataset_kind;
+
 typedef struct mxp_dataset {
-    int64_t n;             /* samples */
+    int64_t n;             /* samples (tokens: windows of block + 1 tokens) */
     int64_t H, W, C;       /* each sample is (H, W, C) = (28, 28, 1) for MNIST */
     int n_classes;         /* 10 */
     const uint8_t *pixels; /* (n, H, W, C) raw bytes 0..255 */
     const int32_t *labels; /* (n), each in [0, n_classes) */
     float mean, std;       /* normalisation: x = (pixel / 255 - mean) / std */
+    /* token datasets (kind MXP_DATASET_TOKENS); the image fields are 0 / NULL there */
+    mxp_dataset_kind kind;
+    const uint16_t *tokens; /* (n_tokens), each < vocab_size */
+    int64_t n_tokens;
+    int64_t block;  /* T: a sample is x = tokens[s, s + T), y = tokens[s + 1, s + T + 1) */
+    int vocab_size; /* char level: n_chars; shards: 50257 (GPT-2's BPE) or max token + 1 */
+    int n_chars;    /* char level: token id i is byte chars[i] (sorted ascending); 0 for
+                       shards, whose ids have no decoder here */
+    uint8_t chars[256];
 } mxp_dataset;
 typedef mxp_dataset mxp_dataset_t;
 
@@ -93,6 +109,57 @@ MXP_API void mxp_dataset_free(mxp_dataset_t *ds);
 /* Use this normalisation (std > 0). Errors: MXP_ERR_INVALID_ARG. */
 MXP_API mxp_status mxp_dataset_set_norm(mxp_dataset_t *ds, float mean, float std);
 
+/* ---- text and token shards (the gpt model's data) ----------------------------- */
+
+/* Debian's fortunes package (the gpt default, `--data fortunes`). */
+#define MXP_FORTUNES_DIR "/usr/share/games/fortunes"
+
+/* llm.c's token shard: a header of 256 little-endian int32 (magic, version 1,
+ * token count, then zeros) followed by that many little-endian uint16 tokens. */
+#define MXP_SHARD_MAGIC 20240520
+#define MXP_SHARD_VERSION 1
+
+typedef struct mxp_text_options {
+    int64_t block;        /* window length T (>= 1) */
+    double val_frac;      /* share of the stream held out at its end for validation when
+                             there is no validation shard; in [0, 0.5]; default 0.1 */
+    const uint8_t *chars; /* a fixed character vocabulary (a resumed run's or a
+                             checkpoint's), sorted; NULL: the corpus's distinct bytes */
+    int n_chars;
+} mxp_text_options;
+
+/* block 256, val_frac 0.1, no fixed vocabulary. */
+MXP_API void mxp_text_options_default(mxp_text_options *o);
+
+/* Load a token corpus as a training and a validation dataset (kind
+ * MXP_DATASET_TOKENS, both with the same vocabulary). `data` is:
+ *   "fortunes"      the English fortunes of Debian's package:
+ *                   $MIXPREC_DATA_DIR/fortunes when that is set, else MXP_FORTUNES_DIR;
+ *   a .bin file     one llm.c shard, split: the last val_frac of its tokens validate;
+ *   a directory     holding .bin files: llm.c shards, those whose name contains "val"
+ *                   validate and the others train (in name order); without a val shard
+ *                   the last val_frac of the training stream validates;
+ *   a directory     without .bin files: every regular file in it (name order; not
+ *                   symlinks, not *.dat or *.u8, not hidden) read as fortune files
+ *                   whose lines of a single '%' separate entries: entries are joined
+ *                   by one empty line;
+ *   any other file  plain text, character level (bytes).
+ * Text is character level: token i is the i-th distinct byte in ascending order
+ * (or the index in o->chars; a byte outside it is MXP_ERR_FORMAT naming the byte
+ * and the file). Shards give GPT-2 token ids, vocab_size 50257 unless a token is
+ * larger. A split of n_tokens tokens has n = (n_tokens - T) / T windows
+ * (so that every per-epoch shift fits) and must hold at least 2 T tokens.
+ * Errors: MXP_ERR_IO (missing: "fortunes" says `apt-get install fortunes`),
+ * MXP_ERR_FORMAT (a bad shard: magic, version, a count the file does not hold;
+ * a corpus too short for the block), MXP_ERR_INVALID_ARG, MXP_ERR_NOMEM.
+ * One line each, naming the file. *train and *val are set only on success. */
+MXP_API mxp_status mxp_text_load(mxp_dataset_t **train, mxp_dataset_t **val, const char *data,
+                                 const mxp_text_options *o);
+
+/* Write tokens (n, each < 65536) as one llm.c shard at path (replaced whole:
+ * a temporary, then rename). Errors: MXP_ERR_IO naming the path. */
+MXP_API mxp_status mxp_shard_write(const char *path, const uint16_t *tokens, int64_t n);
+
 /* ---- loaders ---------------------------------------------------------------- */
 
 typedef struct mxp_loader mxp_loader_t;
@@ -113,6 +180,13 @@ MXP_API void mxp_loader_free(mxp_loader_t *ld);
  * mxp_loader_start_epoch). Errors: MXP_ERR_INVALID_ARG, MXP_ERR_DTYPE. */
 MXP_API mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t *labels,
                                    int64_t *b);
+
+/* The next batch of a token dataset: x (b, T) and y (b, T) int32, y being x
+ * shifted by one token (the next-token targets); *b as mxp_loader_next. With
+ * shuffle, epoch e's windows start at shift_e + k * T (shift_e < T drawn from
+ * (seed, e)) in a Philox permutation; without, at k * T in order. Errors:
+ * MXP_ERR_INVALID_ARG (an image dataset; mxp_loader_next refuses a token one). */
+MXP_API mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t *y, int64_t *b);
 
 /* Begin epoch `epoch` (0-based) at sample position `pos` within it (0 for the
  * start; a resumed run passes where it stopped). Errors: MXP_ERR_INVALID_ARG. */

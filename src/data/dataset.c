@@ -1,8 +1,8 @@
 /*
- * dataset.c - an IDX image/label pair as an in-memory dataset, and the loader that hands it
- * out in batches: a Philox-keyed Fisher-Yates order per epoch, normalisation by a 256-entry
- * table per dtype (a batch is a gather). It does no augmentation and never touches the
- * files again after loading.
+ * dataset.c - an IDX image/label pair as an in-memory dataset, and the loader that hands out
+ * image or token datasets (text.c makes those) in batches: a Philox-keyed Fisher-Yates order
+ * per epoch, normalisation by a 256-entry table per dtype (a batch is a gather), token windows
+ * at a per-epoch shift. It does no augmentation and never touches the files after loading.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -192,6 +192,10 @@ mxp_status mxp_dataset_load_idx(mxp_dataset_t **out, const char *dir, const char
 
 void mxp_dataset_free(mxp_dataset_t *ds) {
     if (!ds) return;
+    if (ds->kind == MXP_DATASET_TOKENS) { /* text.c: one allocation, the struct then its tokens */
+        mxp_free(ds);
+        return;
+    }
     dataset_owned *d = (dataset_owned *)ds;
     mxp_free(d->pixels);
     mxp_free(d->labels);
@@ -223,6 +227,7 @@ struct mxp_loader {
     uint64_t seed;
     int64_t epoch, pos; /* pos: samples of this epoch already handed out */
     int64_t *perm;      /* (n) sample order of `epoch`; NULL without shuffle */
+    int64_t shift;      /* tokens: window k of `epoch` starts at shift + k T; 0 without shuffle */
     /* x = (pixel/255 - mean)/std in fp32 for each byte value, then rounded once per dtype;
      * built for (lut_mean, lut_std) and rebuilt when the dataset's normalisation changes */
     int lut_valid;
@@ -258,9 +263,18 @@ static uint32_t bounded(word_stream *s, uint64_t bound) {
     return (uint32_t)(m >> 32);
 }
 
-/* Fisher-Yates over the identity, keyed by (seed, epoch): the same order on any machine. */
+/* The Philox block of an epoch's token shift: far above the permutation's blocks (about n / 4
+ * < 2^30 of them, rejections included) in the epoch's 2^32, so the two never share a word. */
+#define SHIFT_BLOCK ((uint64_t)3 << 30)
+
+/* Fisher-Yates over the identity, keyed by (seed, epoch): the same order on any machine; for
+ * tokens also the epoch's shift, uniform in [0, T). */
 static void make_perm(mxp_loader_t *ld) {
     const int64_t n = ld->ds->n;
+    if (ld->ds->kind == MXP_DATASET_TOKENS) {
+        word_stream sh = {ld->seed, ((uint64_t)ld->epoch << 32) + SHIFT_BLOCK, 0, {0, 0, 0, 0}};
+        ld->shift = bounded(&sh, (uint64_t)ld->ds->block);
+    }
     for (int64_t i = 0; i < n; i++) ld->perm[i] = i;
     word_stream s = {ld->seed, (uint64_t)ld->epoch << 32, 0, {0, 0, 0, 0}};
     for (int64_t i = n - 1; i > 0; i--) {
@@ -276,8 +290,19 @@ mxp_status mxp_loader_create(mxp_loader_t **out, const mxp_dataset_t *ds, int64_
     if (!out) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_create: out is NULL");
     *out = NULL;
     if (!ds) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_create: ds is NULL");
-    if (ds->n < 1 || ds->n > MAX_SAMPLES || ds->H < 1 || ds->W < 1 || ds->C < 1 || !ds->pixels ||
-        !ds->labels)
+    if (ds->kind == MXP_DATASET_TOKENS) {
+        if (ds->n < 1 || ds->n > MAX_SAMPLES || ds->block < 1 || ds->block > UINT32_MAX ||
+            !ds->tokens || ds->n > (ds->n_tokens - ds->block) / ds->block)
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "mxp_loader_create: token dataset of %" PRId64 " windows of %" PRId64
+                            " over %" PRId64 " tokens is empty, too large or inconsistent "
+                            "(n <= (n_tokens - block) / block)",
+                            ds->n, ds->block, ds->n_tokens);
+    } else if (ds->kind != MXP_DATASET_IMAGES) {
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_create: unknown dataset kind %d",
+                        (int)ds->kind);
+    } else if (ds->n < 1 || ds->n > MAX_SAMPLES || ds->H < 1 || ds->W < 1 || ds->C < 1 ||
+               !ds->pixels || !ds->labels)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "mxp_loader_create: dataset n=%" PRId64 " (%" PRId64 ", %" PRId64
                         ", %" PRId64 ") is empty, too large or has no data",
@@ -362,6 +387,9 @@ mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t
                         : !x      ? "x"
                         : !labels ? "labels"
                                   : "b");
+    if (ld->ds->kind == MXP_DATASET_TOKENS)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "mxp_loader_next: the dataset holds tokens; use mxp_loader_next_tokens");
     if (x_dtype != MXP_DTYPE_F32 && x_dtype != MXP_DTYPE_BF16 && x_dtype != MXP_DTYPE_F16)
         return MXP_FAIL(MXP_ERR_DTYPE, "mxp_loader_next: x dtype %d is not f32, bf16 or f16",
                         (int)x_dtype);
@@ -391,6 +419,43 @@ mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t
             for (int64_t j = 0; j < sample; j++) dst[j] = lut[src[j]];
         }
         labels[i] = ds->labels[k];
+    }
+    ld->pos += nb;
+    *b = nb;
+    return MXP_OK;
+}
+
+mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t *y, int64_t *b) {
+    if (b) *b = 0;
+    if (!ld || !x || !y || !b)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_next_tokens: %s is NULL",
+                        !ld  ? "ld"
+                        : !x ? "x"
+                        : !y ? "y"
+                             : "b");
+    const mxp_dataset_t *ds = ld->ds;
+    if (ds->kind != MXP_DATASET_TOKENS)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "mxp_loader_next_tokens: the dataset holds images; use mxp_loader_next");
+    const int64_t left = ds->n - ld->pos;
+    int64_t nb = MXP_MIN(ld->batch, left);
+    if (nb < ld->batch && ld->drop_last) nb = 0;
+    if (nb <= 0) return MXP_OK;
+
+    const int64_t T = ds->block;
+    const int64_t *order = ld->perm ? ld->perm + ld->pos : NULL;
+    const int64_t first = ld->pos;
+    const int nt = nb * T >= PARALLEL_MIN ? mxp_num_threads() : 1;
+    (void)nt; /* only MXP_OMP reads it, and not at all without OpenMP */
+    /* x (nb, T) = tokens[s, s + T), y (nb, T) = tokens[s + 1, s + T + 1), s = shift + k T:
+     * a widening copy the compiler vectorises */
+    MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
+    for (int64_t i = 0; i < nb; i++) {
+        const int64_t k = order ? order[i] : first + i;
+        const uint16_t *src = ds->tokens + ld->shift + k * T;
+        int32_t *xr = x + i * T, *yr = y + i * T;
+        for (int64_t j = 0; j < T; j++) xr[j] = src[j];
+        for (int64_t j = 0; j < T; j++) yr[j] = src[j + 1];
     }
     ld->pos += nb;
     *b = nb;
