@@ -34,6 +34,7 @@ TEST_PKGS=(
     python3-torch   # reference values (bfloat16) in tests/reference
     python3-pip     # to install the PyPI packages below
     dataset-fashion-mnist # the default training data, /usr/share/datasets/fashion-mnist
+    fortunes        # the gpt model's default text, /usr/share/games/fortunes (--data fortunes)
     clang           # make fuzz: the libFuzzer targets of fuzz/ are built with clang (14 on Debian 12)
     libclang-rt-14-dev # libclang_rt.fuzzer and clang's ASan/UBSan runtimes (only recommended by clang)
 )
@@ -45,6 +46,17 @@ TEST_PIP_PKGS=(
     # safetensors: the official reader and writer that test_safetensors_python checks our
     # files against (a Rust wheel with no dependencies; it uses python3-torch). Skips without it.
     safetensors==0.8.0
+    # transformers: test_gpt_python loads a mixprec gpt checkpoint into its GPT2LMHeadModel
+    # (tests/reference/check_gpt_hf.py). 4.36.2 is the newest that supports torch 1.13;
+    # the lines after it are what `import transformers` needs, each pinned (tokenizers is
+    # not: GPT2LMHeadModel does not need it). Skips without them.
+    transformers==4.36.2
+    huggingface_hub==0.19.4
+    regex==2023.10.3
+    tqdm==4.66.1
+    packaging==23.2
+    filelock==3.13.1
+    fsspec==2023.10.0
 )
 BENCH_PKGS=(
     libdnnl-dev     # oneDNN: the bf16 matmul we measure against
@@ -116,10 +128,17 @@ else
 fi
 
 # ---- PyPI packages for tests (never fatal) ---------------------------------------
+# The version of the distribution that the module importable as $1 belongs to, or nothing
+# when it does not import. Read from the package metadata, not __version__ (regex's
+# __version__ is an internal number, not its release).
+installed_version() {
+    "$PYTHON" -c "import importlib.metadata as md, $1; print(md.version('$1'))" 2>/dev/null || true
+}
+
 for spec in "${pip_wanted[@]}"; do
     mod=${spec%%==*}
     want=${spec#*==}
-    have=$("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || true)
+    have=$(installed_version "$mod")
     if [[ "$have" == "$want" ]]; then
         say "python package $mod: $want present"
         continue
@@ -149,7 +168,7 @@ for spec in "${pip_wanted[@]}"; do
         say "python package $mod: pip could not install $spec; $why"
         continue
     fi
-    have=$("$PYTHON" -c "import $mod; print($mod.__version__)" 2>/dev/null || true)
+    have=$(installed_version "$mod")
     if [[ "$have" == "$want" ]]; then
         say "python package $mod: $want installed"
     else

@@ -13,6 +13,8 @@
  *
  * Models are sequences of layers (MLP, CNN); Linear or Conv2d followed by
  * ReLU or GELU is fused into the GEMM epilogue. Activations are NHWC.
+ * The gpt model (src/nn/gpt.c) is a GPT-2 style transformer language model
+ * over token ids; its parameters carry Hugging Face GPT-2's names and layouts.
  *
  *     mxp_model_t *m;
  *     mxp_model_config cfg;  mxp_model_config_default(&cfg, "cnn");
@@ -69,6 +71,8 @@ typedef struct mxp_model_config {
     int64_t channels1, channels2; /* cnn: 32, 64 */
     float dropout;                /* before the last Linear; default 0 (mlp) / 0.25 (cnn) */
     uint64_t seed;                /* initialisation */
+    /* gpt: default 6 layers, 6 heads, 384 wide, block 256, vocab 65 */
+    int64_t n_layer, n_head, n_embd, block_size, vocab_size;
 } mxp_model_config;
 
 typedef struct mxp_model {
@@ -83,6 +87,7 @@ typedef struct mxp_model {
     int master_weights;
     mxp_model_config config; /* what mxp_model_create built it from; name "" when
                                 built by hand (then a checkpoint cannot rebuild it) */
+    struct mxp_gpt *gpt;     /* gpt: its parameters by role (owned); NULL otherwise */
 } mxp_model;
 typedef mxp_model mxp_model_t;
 
@@ -90,9 +95,20 @@ typedef mxp_model mxp_model_t;
  * name: the message lists the known ones). */
 MXP_API mxp_status mxp_model_config_default(mxp_model_config *cfg, const char *name);
 
-/* Build and initialise a built-in model in fp32 (PyTorch's default init:
- * weights and biases uniform in +-1/sqrt(fan_in), from Philox keyed by seed).
- * Errors: MXP_ERR_INVALID_ARG, MXP_ERR_NOMEM. */
+/* Build and initialise a built-in model in fp32 from Philox keyed by seed.
+ * mlp, cnn: PyTorch's default init, weights and biases uniform in
+ * +-1/sqrt(fan_in). gpt: GPT-2's, every weight matrix and both embeddings
+ * normal(0, 0.02), the residual projections (attn.c_proj, mlp.c_proj)
+ * normal(0, 0.02 / sqrt(2 n_layer)), biases 0, LayerNorm weights 1.
+ * gpt parameters, with L = layer, C = n_embd, weights (in, out) as GPT-2's Conv1D:
+ *   wte.weight (vocab, C)  wpe.weight (block, C)
+ *   h.L.ln_1.weight, h.L.ln_1.bias (C)  h.L.attn.c_attn.weight (C, 3C), .bias (3C)
+ *   h.L.attn.c_proj.weight (C, C), .bias (C)  h.L.ln_2.weight, .bias (C)
+ *   h.L.mlp.c_fc.weight (C, 4C), .bias (4C)  h.L.mlp.c_proj.weight (4C, C), .bias (C)
+ *   ln_f.weight, ln_f.bias (C)
+ * The LM head is tied to wte.weight. Weight decay applies to the 2-D ones.
+ * Errors: MXP_ERR_INVALID_ARG (bad sizes, n_embd not a multiple of n_head),
+ * MXP_ERR_NOMEM. */
 MXP_API mxp_status mxp_model_create(mxp_model_t **out, const mxp_model_config *cfg);
 
 /* An empty sequential model taking samples (H, W, C); add layers in order.
@@ -126,6 +142,34 @@ MXP_API mxp_status mxp_model_refresh_work(mxp_model_t *m);
 /* logits (B, n_classes) in the working dtype from x (B, H, W, C) (any
  * dtype: cast to the working dtype as the first op). Errors: MXP_ERR_SHAPE. */
 MXP_API mxp_status mxp_model_forward(mxp_model_t *m, mxp_graph_t *g, mxp_var *x, mxp_var **logits);
+
+/* gpt: logits (B, T, vocab) in the working dtype from tokens (B, T) int32
+ * (lent until the graph's reset), T <= block_size: embeddings, n_layer
+ * pre-LayerNorm blocks (x += attn(ln_1(x)); x += mlp(ln_2(x)), GELU-tanh),
+ * ln_f, the tied head. Errors: MXP_ERR_INVALID_ARG (not a gpt model, a token
+ * outside the vocabulary), MXP_ERR_SHAPE (T > block_size). */
+MXP_API mxp_status mxp_model_forward_tokens(mxp_model_t *m, mxp_graph_t *g, const int32_t *tokens,
+                                            int64_t B, int64_t T, mxp_var **logits);
+
+/* How mxp_model_generate picks each next token. */
+typedef struct mxp_sample_options {
+    float temperature; /* logits are divided by it; 0 = greedy (always the most likely) */
+    int top_k;         /* sample among the k most likely tokens only; 0 = all */
+    uint64_t seed;     /* the Philox key of the draws: same seed, same text */
+} mxp_sample_options;
+
+/* gpt: continue prompt (n_prompt >= 1 token ids) by n_new tokens sampled one
+ * at a time from softmax(logits / temperature) of the last position, the
+ * context cropped to the newest block_size tokens (nanoGPT's sample.py; no KV
+ * cache: each token costs one forward pass over the context). Runs in the
+ * model's working dtype without recording a tape. out (n_prompt + n_new)
+ * receives the prompt then the new tokens; fn (optional) is called with each
+ * new token as it is chosen (to stream it). Errors: MXP_ERR_INVALID_ARG (not a
+ * gpt, n_prompt < 1, a prompt token outside the vocabulary, temperature < 0,
+ * top_k < 0), MXP_ERR_NOMEM. */
+MXP_API mxp_status mxp_model_generate(mxp_model_t *m, const int32_t *prompt, int64_t n_prompt,
+                                      int64_t n_new, const mxp_sample_options *o, int32_t *out,
+                                      void (*fn)(int32_t token, void *user), void *user);
 
 /* Mark every gradient empty (the next backward overwrites instead of adding). */
 MXP_API void mxp_model_zero_grad(mxp_model_t *m);

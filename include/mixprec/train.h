@@ -102,6 +102,13 @@ MXP_API mxp_graph_t *mxp_accelerator_graph(mxp_accelerator_t *acc);
 MXP_API mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
                                               const int32_t **labels, int64_t *b);
 
+/* As mxp_accelerator_next_batch for a token dataset (the gpt model's): x and
+ * y (b, T) int32, y the next-token targets, valid until the next call; *T is
+ * the dataset's block. Errors: from the loader (an image dataset). */
+MXP_API mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loader_t *ld,
+                                               const int32_t **x, const int32_t **y, int64_t *b,
+                                               int64_t *T);
+
 /* accelerator.backward(loss): backward from the fp32 scalar loss with the
  * seed loss_scale / grad_accum, adding into the parameters' gradients.
  * Errors: from mxp_graph_backward. */
@@ -189,16 +196,25 @@ MXP_API void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_rep
 /* ---- evaluation ------------------------------------------------------------------ */
 
 /* Mean cross-entropy and accuracy of model over every sample of ds, in
- * batches of `batch`, in the model's working dtype, without dropout.
- * Errors: from the callees. */
+ * batches of `batch`, in the model's working dtype, without dropout. For a
+ * token dataset (a gpt model) over every target token of its windows, in
+ * order: the next-token loss (nats) and the share of tokens predicted exactly.
+ * Errors: MXP_ERR_INVALID_ARG (a model for the other kind of data), from the
+ * callees. */
 MXP_API mxp_status mxp_evaluate(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
                                 double *loss, double *accuracy);
+
+/* As mxp_evaluate over at most max_batches batches (<= 0: all). */
+MXP_API mxp_status mxp_evaluate_limit(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
+                                      int64_t max_batches, double *loss, double *accuracy);
 
 /* ---- the Trainer ------------------------------------------------------------------ */
 
 typedef struct mxp_trainer_args {
-    char model[16];          /* "mlp" | "cnn" */
-    char data[512];          /* "fashion-mnist" (the Debian package's directory) or an IDX dir */
+    char model[16];          /* "mlp" | "cnn" | "gpt" */
+    char data[512];          /* "" = the model's default: "fashion-mnist" (the Debian package's
+                                directory) or an IDX dir for mlp and cnn; for gpt "fortunes",
+                                a text file or directory, llm.c .bin shards (mxp_text_load) */
     char mixed_precision[8]; /* "" = from the environment / accelerator default */
     int master_weights;      /* -1 unset, 0, 1 */
     char loss_scale[32];     /* "" unset, "dynamic" or N */
@@ -214,7 +230,7 @@ typedef struct mxp_trainer_args {
     int nesterov;
     char schedule[12]; /* "constant" | "cosine" */
     int64_t warmup_steps;
-    int64_t batch_size;
+    int64_t batch_size; /* 0 = the model's default: 128 (mlp, cnn), 8 sequences (gpt) */
     int64_t epochs;
     int64_t max_steps; /* > 0: stop after this many optimizer steps */
     float grad_clip;   /* 0 = off */
@@ -233,11 +249,19 @@ typedef struct mxp_trainer_args {
     float dropout;   /* < 0 = the model's default */
     int64_t hidden;  /* 0 = the model's default first hidden width */
     int profile;
+    /* gpt (0 = the model's default: 6 layers, 6 heads, 384 wide, block 256) */
+    int64_t n_layer, n_head, n_embd, block_size;
+    float val_split;      /* share of the text held out for validation when the data has no
+                             validation shard; 0 = 0.1 */
+    int64_t eval_every;   /* also evaluate every N optimizer steps; 0 = at epoch ends only */
+    int64_t eval_batches; /* evaluate on the first N batches of the split; 0 = all of it */
 } mxp_trainer_args;
 
-/* The defaults of `mixprec train`: cnn, fashion-mnist, bf16, AdamW lr 1e-3,
- * cosine with 100 warmup steps, batch 128, 5 epochs, clip 1.0, seed 42,
- * log every 1 step, numerics counted every 50 steps. */
+/* The defaults of `mixprec train`: cnn, bf16, AdamW lr 1e-3, cosine with 100
+ * warmup steps, 5 epochs, clip 1.0, seed 42, log every 1 step, numerics
+ * counted every 50 steps; data, batch size and the gpt sizes are left 0 / ""
+ * and resolved per model when the run starts (fashion-mnist and 128 for mlp
+ * and cnn, fortunes and 8 for gpt). */
 MXP_API void mxp_trainer_args_default(mxp_trainer_args *a);
 
 /* Set one argument from text: the key is an option name without dashes
@@ -295,6 +319,9 @@ typedef struct mxp_checkpoint_meta {
     float mean, std; /* the data normalisation the model was trained with */
     int have_args;   /* args is meaningful */
     mxp_trainer_args args;
+    int n_chars; /* a character-level gpt's vocabulary: token i is byte chars[i]
+                    (config.json data.vocab); 0 when none (images, token shards) */
+    uint8_t chars[256];
     int have_state;    /* state is meaningful (training_state.safetensors exists) */
     char optimizer[8]; /* with have_state: "adamw" | "sgd" */
     mxp_train_state state;
@@ -382,6 +409,7 @@ typedef struct mxp_train_summary {
         double fwd_s, bwd_s;
         int64_t calls;
     } profile[16];
+    double tokens_per_s; /* gpt: samples_per_s times the block; 0 otherwise */
 } mxp_train_summary;
 
 typedef struct mxp_train_event {

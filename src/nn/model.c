@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "base/base_impl.h"
-#include "mixprec/nn.h"
+#include "nn/nn_impl.h"
 
 /* ---- parameters ----------------------------------------------------------- */
 
-static mxp_status param_new(mxp_model_t *m, mxp_param **out, const char *name, int ndim,
+mxp_status mxp_nn_param_new(mxp_model_t *m, mxp_param **out, const char *name, int ndim,
                             const int64_t *shape, int decay) {
     if (m->work != MXP_DTYPE_F32 || !m->master_weights)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "add layers before mxp_model_set_precision");
@@ -123,9 +123,9 @@ mxp_status mxp_model_add_linear(mxp_model_t *m, int64_t in, int64_t out) {
     l->in = in;
     l->out = out;
     snprintf(name, sizeof name, "fc%d.weight", idx);
-    MXP_TRY(param_new(m, &l->w, name, 2, (int64_t[]){out, in}, 1));
+    MXP_TRY(mxp_nn_param_new(m, &l->w, name, 2, (int64_t[]){out, in}, 1));
     snprintf(name, sizeof name, "fc%d.bias", idx);
-    MXP_TRY(param_new(m, &l->b, name, 1, (int64_t[]){out}, 0));
+    MXP_TRY(mxp_nn_param_new(m, &l->b, name, 1, (int64_t[]){out}, 0));
     m->n_layers++;
     return MXP_OK;
 }
@@ -145,9 +145,9 @@ mxp_status mxp_model_add_conv2d(mxp_model_t *m, int64_t in, int64_t out, int64_t
     l->stride = stride;
     l->pad = pad;
     snprintf(name, sizeof name, "conv%d.weight", idx);
-    MXP_TRY(param_new(m, &l->w, name, 4, (int64_t[]){out, k, k, in}, 1));
+    MXP_TRY(mxp_nn_param_new(m, &l->w, name, 4, (int64_t[]){out, k, k, in}, 1));
     snprintf(name, sizeof name, "conv%d.bias", idx);
-    MXP_TRY(param_new(m, &l->b, name, 1, (int64_t[]){out}, 0));
+    MXP_TRY(mxp_nn_param_new(m, &l->b, name, 1, (int64_t[]){out}, 0));
     m->n_layers++;
     return MXP_OK;
 }
@@ -181,6 +181,7 @@ mxp_status mxp_model_add_dropout(mxp_model_t *m, float p) {
 
 mxp_status mxp_model_init(mxp_model_t *m, uint64_t seed) {
     if (!m) return MXP_FAIL(MXP_ERR_INVALID_ARG, "model is NULL");
+    if (m->gpt) return mxp_gpt_init(m, seed);
     uint64_t index = 0;
     for (int i = 0; i < m->n_layers; i++) {
         mxp_layer *l = &m->layers[i];
@@ -212,8 +213,10 @@ mxp_status mxp_model_config_default(mxp_model_config *cfg, const char *name) {
         cfg->channels2 = 64;
         cfg->hidden1 = 256;
         cfg->dropout = 0.25f;
+    } else if (strcmp(name, "gpt") == 0) {
+        mxp_gpt_config_default(cfg);
     } else {
-        return MXP_FAIL(MXP_ERR_INVALID_ARG, "unknown model '%s' (known: mlp, cnn)", name);
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "unknown model '%s' (known: mlp, cnn, gpt)", name);
     }
     snprintf(cfg->name, sizeof cfg->name, "%s", name);
     return MXP_OK;
@@ -251,6 +254,20 @@ mxp_status mxp_model_create(mxp_model_t **out, const mxp_model_config *cfg) {
     *out = NULL;
     mxp_model_config check;
     MXP_TRY(mxp_model_config_default(&check, cfg->name));
+    if (strcmp(cfg->name, "gpt") == 0) {
+        mxp_model_t *m;
+        MXP_TRY(mxp_model_sequential(&m, cfg->name, 1, 1, 1, 2));
+        mxp_status st = mxp_gpt_build(m, cfg);
+        m->config = *cfg;
+        m->config.n_classes = m->n_classes; /* the vocabulary: one class per token */
+        if (st == MXP_OK) st = mxp_gpt_init(m, cfg->seed);
+        if (st != MXP_OK) {
+            mxp_model_free(m);
+            return st;
+        }
+        *out = m;
+        return MXP_OK;
+    }
     const int is_mlp = strcmp(cfg->name, "mlp") == 0;
     if (cfg->hidden1 < 1 || (is_mlp && cfg->hidden2 < 1) ||
         (!is_mlp && (cfg->channels1 < 1 || cfg->channels2 < 1)) || !(cfg->dropout >= 0.0f) ||
@@ -275,6 +292,7 @@ void mxp_model_free(mxp_model_t *m) {
     for (int i = 0; i < m->n_params; i++) param_free(m->params[i]);
     mxp_free(m->params);
     mxp_free(m->layers);
+    mxp_gpt_free(m->gpt);
     mxp_free(m);
 }
 
@@ -369,6 +387,10 @@ const char *mxp_model_describe(const mxp_model_t *m, char *buf, size_t size) {
     do {                                                                                           \
         if (at < size) at += (size_t)snprintf(buf + at, size - at, __VA_ARGS__);                   \
     } while (0)
+    if (m->gpt) {
+        mxp_gpt_describe(m, buf, size);
+        return buf;
+    }
     PUT("%s:", m->name);
     for (int i = 0; i < m->n_layers; i++) {
         const mxp_layer *l = &m->layers[i];
@@ -396,6 +418,9 @@ const char *mxp_model_describe(const mxp_model_t *m, char *buf, size_t size) {
 
 mxp_status mxp_model_forward(mxp_model_t *m, mxp_graph_t *g, mxp_var *x, mxp_var **logits) {
     if (!m || !g || !x || !logits) return MXP_FAIL(MXP_ERR_INVALID_ARG, "forward: NULL argument");
+    if (m->gpt)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "gpt takes token ids: use mxp_model_forward_tokens, not mxp_model_forward");
     const mxp_tensor *xv = x->value;
     if (xv->ndim != 4 || xv->shape[1] != m->in_shape[0] || xv->shape[2] != m->in_shape[1] ||
         xv->shape[3] != m->in_shape[2]) {

@@ -199,6 +199,24 @@ mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, 
     return MXP_OK;
 }
 
+mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loader_t *ld, const int32_t **x,
+                                       const int32_t **y, int64_t *b, int64_t *T) {
+    if (!acc || !ld || !x || !y || !b || !T) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
+    mxp_graph_reset(acc->graph);
+    mxp_graph_set_seed(acc->graph,
+                       acc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)));
+    const mxp_dataset_t *ds = mxp_loader_dataset(ld);
+    const size_t n = (size_t)(mxp_loader_batch_size(ld) * ds->block);
+    int32_t *xt = mxp_arena_alloc(mxp_graph_arena(acc->graph), n * sizeof *xt);
+    int32_t *yt = mxp_arena_alloc(mxp_graph_arena(acc->graph), n * sizeof *yt);
+    if (!xt || !yt) return MXP_FAIL(MXP_ERR_NOMEM, "token batch");
+    MXP_TRY(mxp_loader_next_tokens(ld, xt, yt, b));
+    *x = xt;
+    *y = yt;
+    *T = ds->block;
+    return MXP_OK;
+}
+
 mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *loss) {
     if (!acc || !loss) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward: NULL argument");
     if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward before prepare");
@@ -361,10 +379,69 @@ size_t mxp_peak_rss_bytes(void) {
     return (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
 }
 
+/* Next-token loss and accuracy over the windows of a token dataset, in order. */
+static mxp_status evaluate_tokens(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
+                                  int64_t max_batches, double *loss, double *accuracy) {
+    mxp_graph_t *g;
+    MXP_TRY(mxp_graph_create(&g, model->work));
+    mxp_graph_set_training(g, 0);
+    mxp_loader_t *ld = NULL;
+    mxp_status st = mxp_loader_create(&ld, ds, batch < ds->n ? batch : ds->n, 0, 0, 0);
+    const int64_t T = ds->block, V = model->n_classes;
+    double total = 0.0;
+    int64_t correct = 0, seen = 0, batches = 0;
+    float *row = mxp_alloc_array((size_t)V, sizeof *row);
+    if (st == MXP_OK && !row) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation row");
+    while (st == MXP_OK && (max_batches <= 0 || batches < max_batches)) {
+        mxp_graph_reset(g);
+        const size_t n = (size_t)(mxp_loader_batch_size(ld) * T);
+        int32_t *x = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof *x);
+        int32_t *y = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof *y);
+        if (!x || !y) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
+        int64_t b = 0;
+        if (st == MXP_OK) st = mxp_loader_next_tokens(ld, x, y, &b);
+        if (st != MXP_OK || b == 0) break;
+        mxp_var *logits = NULL, *l = NULL;
+        st = mxp_model_forward_tokens(model, g, x, b, T, &logits);
+        if (st == MXP_OK) st = mxp_op_cross_entropy(g, &l, logits, y);
+        if (st != MXP_OK) break;
+        total += (double)*(float *)l->value->data * (double)(b * T);
+        const size_t es = mxp_dtype_size(logits->value->dtype);
+        for (int64_t i = 0; i < b * T; i++) {
+            mxp_convert(row, MXP_DTYPE_F32,
+                        (const char *)logits->value->data + (size_t)(i * V) * es,
+                        logits->value->dtype, (size_t)V);
+            int64_t best = 0;
+            for (int64_t j = 1; j < V; j++)
+                if (row[j] > row[best]) best = j;
+            correct += best == y[i];
+        }
+        seen += b * T;
+        batches++;
+    }
+    mxp_free(row);
+    mxp_loader_free(ld);
+    mxp_graph_free(g);
+    if (st != MXP_OK) return st;
+    *loss = seen ? total / (double)seen : NAN;
+    *accuracy = seen ? (double)correct / (double)seen : NAN;
+    return MXP_OK;
+}
+
 mxp_status mxp_evaluate(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch, double *loss,
                         double *accuracy) {
+    return mxp_evaluate_limit(model, ds, batch, 0, loss, accuracy);
+}
+
+mxp_status mxp_evaluate_limit(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
+                              int64_t max_batches, double *loss, double *accuracy) {
     if (!model || !ds || batch < 1 || !loss || !accuracy)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "evaluate: bad arguments");
+    if ((ds->kind == MXP_DATASET_TOKENS) != (model->gpt != NULL))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "evaluate: a %s model cannot be evaluated on %s data",
+                        model->name, ds->kind == MXP_DATASET_TOKENS ? "token" : "image");
+    if (ds->kind == MXP_DATASET_TOKENS)
+        return evaluate_tokens(model, ds, batch, max_batches, loss, accuracy);
     mxp_graph_t *g;
     MXP_TRY(mxp_graph_create(&g, model->work));
     mxp_graph_set_training(g, 0);

@@ -83,6 +83,20 @@ static char *config_text(const mxp_model_t *m, const mxp_checkpoint_meta *meta) 
         (double)c->dropout, "seed", (json_int_t)c->seed, "data", "mean", (double)meta->mean, "std",
         (double)meta->std);
     if (!root) return NULL;
+    if (m->gpt) {
+        json_t *model = json_object_get(root, "model");
+        json_object_set_new(model, "n_layer", json_integer((json_int_t)c->n_layer));
+        json_object_set_new(model, "n_head", json_integer((json_int_t)c->n_head));
+        json_object_set_new(model, "n_embd", json_integer((json_int_t)c->n_embd));
+        json_object_set_new(model, "block_size", json_integer((json_int_t)c->block_size));
+        json_object_set_new(model, "vocab_size", json_integer((json_int_t)c->vocab_size));
+    }
+    if (meta->n_chars > 0) { /* a character vocabulary: token i is byte vocab[i] */
+        json_t *v = json_array();
+        for (int i = 0; v && i < meta->n_chars; i++)
+            json_array_append_new(v, json_integer(meta->chars[i]));
+        json_object_set_new(json_object_get(root, "data"), "vocab", v);
+    }
     if (meta->have_args) {
         json_t *args = json_object();
         if (args) mxp_trainer_args_each(&meta->args, add_arg, args);
@@ -329,8 +343,8 @@ static mxp_status parse_config(const char *path, json_t *root, mxp_checkpoint_me
         return MXP_FAIL(MXP_ERR_FORMAT, "%s: needs objects \"model\" (with \"name\") and \"data\"",
                         path);
     if (mxp_model_config_default(c, name) != MXP_OK)
-        return MXP_FAIL(MXP_ERR_FORMAT, "%s: unknown model '%.32s' (this mixprec knows mlp, cnn)",
-                        path, name);
+        return MXP_FAIL(MXP_ERR_FORMAT,
+                        "%s: unknown model '%.32s' (this mixprec knows mlp, cnn, gpt)", path, name);
     const int64_t big = 1 << 20;
     MXP_TRY(get_int(path, model, "H", 1, big, &c->H));
     MXP_TRY(get_int(path, model, "W", 1, big, &c->W));
@@ -343,6 +357,36 @@ static mxp_status parse_config(const char *path, json_t *root, mxp_checkpoint_me
     MXP_TRY(get_int(path, model, "channels2", 0, big, &c->channels2));
     MXP_TRY(get_num(path, model, "dropout", 0.0, 0.99999999, &d));
     c->dropout = (float)d;
+    if (strcmp(name, "gpt") == 0) {
+        MXP_TRY(get_int(path, model, "n_layer", 1, 1000, &c->n_layer));
+        MXP_TRY(get_int(path, model, "n_head", 1, big, &c->n_head));
+        MXP_TRY(get_int(path, model, "n_embd", 1, 1 << 16, &c->n_embd));
+        MXP_TRY(get_int(path, model, "block_size", 1, big, &c->block_size));
+        MXP_TRY(get_int(path, model, "vocab_size", 2, 1 << 24, &c->vocab_size));
+        if (c->n_embd % c->n_head)
+            return MXP_FAIL(MXP_ERR_FORMAT,
+                            "%s: \"n_embd\" %lld is not a multiple of \"n_head\" %lld", path,
+                            (long long)c->n_embd, (long long)c->n_head);
+    }
+    json_t *vocab = json_object_get(data, "vocab");
+    if (vocab) {
+        const size_t n = json_array_size(vocab);
+        if (!json_is_array(vocab) || n < 2 || n > 256 ||
+            (strcmp(name, "gpt") == 0 && (int64_t)n != c->vocab_size))
+            return MXP_FAIL(MXP_ERR_FORMAT,
+                            "%s: \"vocab\" must be an array of 2 to 256 byte values, one per token",
+                            path);
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(vocab, i);
+            const json_int_t b = json_is_integer(e) ? json_integer_value(e) : -1;
+            if (b < 0 || b > 255 || (i > 0 && b <= (json_int_t)meta->chars[i - 1]))
+                return MXP_FAIL(
+                    MXP_ERR_FORMAT,
+                    "%s: \"vocab\" entry %zu is not a byte value above the one before it", path, i);
+            meta->chars[i] = (uint8_t)b;
+        }
+        meta->n_chars = (int)n;
+    }
     json_t *seed = json_object_get(model, "seed");
     if (!json_is_integer(seed))
         return MXP_FAIL(MXP_ERR_FORMAT, "%s: \"seed\" must be an integer", path);

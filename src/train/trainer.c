@@ -20,7 +20,6 @@
 void mxp_trainer_args_default(mxp_trainer_args *a) {
     memset(a, 0, sizeof *a);
     snprintf(a->model, sizeof a->model, "cnn");
-    snprintf(a->data, sizeof a->data, "fashion-mnist");
     snprintf(a->mixed_precision, sizeof a->mixed_precision, "bf16");
     a->master_weights = -1;
     snprintf(a->optimizer, sizeof a->optimizer, "adamw");
@@ -28,7 +27,6 @@ void mxp_trainer_args_default(mxp_trainer_args *a) {
     a->momentum = -1.0f;
     snprintf(a->schedule, sizeof a->schedule, "cosine");
     a->warmup_steps = 100;
-    a->batch_size = 128;
     a->epochs = 5;
     a->grad_clip = 1.0f;
     a->seed = 42;
@@ -208,6 +206,19 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
         return MXP_OK;
     }
     if (IS("hidden")) return parse_i64(key, v, 1, &a->hidden);
+    if (IS("n-layer")) return parse_i64(key, v, 1, &a->n_layer);
+    if (IS("n-head")) return parse_i64(key, v, 1, &a->n_head);
+    if (IS("n-embd")) return parse_i64(key, v, 1, &a->n_embd);
+    if (IS("block-size")) return parse_i64(key, v, 1, &a->block_size);
+    if (IS("val-split")) {
+        float f;
+        MXP_TRY(parse_f32(key, v, 1, &f));
+        if (f > 0.5f) return bad(key, v, "in [0, 0.5]");
+        a->val_split = f;
+        return MXP_OK;
+    }
+    if (IS("eval-every") || IS("eval-steps")) return parse_i64(key, v, 0, &a->eval_every);
+    if (IS("eval-batches")) return parse_i64(key, v, 0, &a->eval_batches);
     if (IS("profile")) return parse_bool(key, v, &a->profile);
 #undef IS
     return MXP_FAIL(MXP_ERR_INVALID_ARG,
@@ -247,7 +258,7 @@ static void put_f32(each_fn fn, void *u, const char *key, float v) {
 
 void mxp_trainer_args_each(const mxp_trainer_args *a, each_fn fn, void *u) {
     fn("model", a->model, u);
-    fn("data", a->data, u);
+    if (a->data[0]) fn("data", a->data, u);
     if (a->mixed_precision[0]) fn("mixed-precision", a->mixed_precision, u);
     if (a->master_weights >= 0) fn("master-weights", a->master_weights ? "true" : "false", u);
     if (a->loss_scale[0]) fn("loss-scale", a->loss_scale, u);
@@ -263,7 +274,7 @@ void mxp_trainer_args_each(const mxp_trainer_args *a, each_fn fn, void *u) {
     fn("nesterov", a->nesterov ? "true" : "false", u);
     fn("schedule", a->schedule, u);
     put_i64(fn, u, "warmup-steps", a->warmup_steps);
-    put_i64(fn, u, "batch-size", a->batch_size);
+    if (a->batch_size > 0) put_i64(fn, u, "batch-size", a->batch_size);
     put_i64(fn, u, "epochs", a->epochs);
     put_i64(fn, u, "max-steps", a->max_steps);
     put_f32(fn, u, "grad-clip", a->grad_clip);
@@ -279,6 +290,13 @@ void mxp_trainer_args_each(const mxp_trainer_args *a, each_fn fn, void *u) {
     if (a->dropout >= 0.0f) put_f32(fn, u, "dropout", a->dropout);
     if (a->hidden > 0) put_i64(fn, u, "hidden", a->hidden);
     fn("profile", a->profile ? "true" : "false", u);
+    if (a->n_layer > 0) put_i64(fn, u, "n-layer", a->n_layer);
+    if (a->n_head > 0) put_i64(fn, u, "n-head", a->n_head);
+    if (a->n_embd > 0) put_i64(fn, u, "n-embd", a->n_embd);
+    if (a->block_size > 0) put_i64(fn, u, "block-size", a->block_size);
+    if (a->val_split > 0.0f) put_f32(fn, u, "val-split", a->val_split);
+    if (a->eval_every > 0) put_i64(fn, u, "eval-every", a->eval_every);
+    if (a->eval_batches > 0) put_i64(fn, u, "eval-batches", a->eval_batches);
 }
 
 /* ---- the run ------------------------------------------------------------------ */
@@ -299,6 +317,8 @@ typedef struct run {
     double zero_sum, lost_sum;
     int64_t stats_n;
     mxp_checkpoint_meta *resumed; /* the checkpoint resumed from, or NULL */
+    int gpt;                      /* a language model on token windows */
+    int64_t tokens_per_sample;    /* gpt: the block T (a sample is a window); else 1 */
     char resume_dir[4096];
     char last_saved[4096]; /* the newest checkpoint this run wrote or resumed, "" if none */
     int64_t saved_step;    /* its step (-1: none) */
@@ -322,6 +342,8 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
     mxp_json_bool(&o, "skipped", res->skipped);
     mxp_json_num(&o, "grad_norm", res->grad_norm);
     mxp_json_num(&o, "samples_per_s", sps);
+    if (r->tokens_per_sample > 1)
+        mxp_json_num(&o, "tokens_per_s", sps * (double)r->tokens_per_sample);
     if (res->have_stats) {
         mxp_json_num(&o, "zero_grad_frac", res->zero_grad_frac);
         mxp_json_num(&o, "lost_update_frac", res->lost_update_frac);
@@ -333,7 +355,8 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
 
 static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
     double loss, acc;
-    MXP_TRY(mxp_evaluate(r->model, r->test_ds, 256, &loss, &acc));
+    MXP_TRY(mxp_evaluate_limit(r->model, r->test_ds, r->gpt ? r->a->batch_size : 256,
+                               r->a->eval_batches, &loss, &acc));
     r->sum.test_loss = loss;
     r->sum.test_accuracy = acc;
     if (r->log) {
@@ -342,7 +365,7 @@ static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
         mxp_json_str(&o, "event", "eval");
         mxp_json_int(&o, "step", step);
         mxp_json_int(&o, "epoch", epoch);
-        mxp_json_str(&o, "split", "test");
+        mxp_json_str(&o, "split", r->gpt ? "val" : "test");
         mxp_json_num(&o, "loss", loss);
         mxp_json_num(&o, "accuracy", acc);
         mxp_status st = mxp_jsonl_write(r->log, &o);
@@ -372,10 +395,11 @@ static mxp_status log_summary(run *r) {
     mxp_json_int(&o, "steps", s->steps);
     mxp_json_int(&o, "skipped_steps", s->skipped_steps);
     mxp_json_num(&o, "final_loss", s->final_loss);
-    mxp_json_num(&o, "test_loss", s->test_loss);
-    mxp_json_num(&o, "test_accuracy", s->test_accuracy);
+    mxp_json_num(&o, r->gpt ? "val_loss" : "test_loss", s->test_loss);
+    mxp_json_num(&o, r->gpt ? "val_accuracy" : "test_accuracy", s->test_accuracy);
     mxp_json_num(&o, "wall_s", s->wall_s);
     mxp_json_num(&o, "samples_per_s", s->samples_per_s);
+    if (r->gpt) mxp_json_num(&o, "tokens_per_s", s->tokens_per_s);
     mxp_json_int(&o, "peak_rss_bytes", (int64_t)s->peak_rss_bytes);
     mxp_json_num(&o, "final_loss_scale", s->final_loss_scale);
     if (s->zero_grad_frac >= 0.0) mxp_json_num(&o, "zero_grad_frac", s->zero_grad_frac);
@@ -438,6 +462,19 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                         (double)got->dropout, want->name, (long long)want->H, (long long)want->W,
                         (long long)want->C, want->n_classes, (long long)want->hidden1,
                         (double)want->dropout);
+    if (got->n_layer != want->n_layer || got->n_head != want->n_head ||
+        got->n_embd != want->n_embd || got->block_size != want->block_size ||
+        got->vocab_size != want->vocab_size)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint holds a gpt of %lld layers, %lld heads, %lld "
+                        "wide, block %lld, vocab %lld; this run builds %lld, %lld, %lld, %lld, "
+                        "%lld; resume with the same --n-layer, --n-head, --n-embd, --block-size "
+                        "and data",
+                        r->resume_dir, (long long)got->n_layer, (long long)got->n_head,
+                        (long long)got->n_embd, (long long)got->block_size,
+                        (long long)got->vocab_size, (long long)want->n_layer,
+                        (long long)want->n_head, (long long)want->n_embd,
+                        (long long)want->block_size, (long long)want->vocab_size);
     if (cm->have_args) {
         const mxp_trainer_args *b = &cm->args;
         const char *what = strcmp(b->optimizer, a->optimizer) ? "optimizer"
@@ -502,29 +539,49 @@ static mxp_status setup(run *r) {
                         "--save %s already holds checkpoints of a run (the newest is %s): "
                         "continue it with --resume %s, or save this run elsewhere",
                         a->save, dir, a->save);
-    MXP_TRY(mxp_dataset_dir(dir, sizeof dir, a->data));
-    MXP_TRY(mxp_dataset_load_idx(&r->train_ds, dir, "train"));
-    MXP_TRY(mxp_dataset_load_idx(&r->test_ds, dir, "test"));
-    MXP_TRY(mxp_dataset_set_norm(r->test_ds, r->train_ds->mean, r->train_ds->std));
-    if (a->batch_size > r->train_ds->n)
-        return MXP_FAIL(MXP_ERR_INVALID_ARG,
-                        "batch size %lld is larger than the %lld training samples",
-                        (long long)a->batch_size, (long long)r->train_ds->n);
-
     mxp_model_config mc;
     MXP_TRY(mxp_model_config_default(&mc, a->model));
-    mc.H = r->train_ds->H;
-    mc.W = r->train_ds->W;
-    mc.C = r->train_ds->C;
+    /* a resumed gpt reads its text with the checkpoint's vocabulary: the ids must not move */
+    if (r->resumed) MXP_TRY(mxp_checkpoint_load(r->resume_dir, &r->model, r->resumed));
+    if (r->gpt) {
+        if (a->n_layer > 0) mc.n_layer = a->n_layer;
+        if (a->n_head > 0) mc.n_head = a->n_head;
+        if (a->n_embd > 0) mc.n_embd = a->n_embd;
+        if (a->block_size > 0) mc.block_size = a->block_size;
+        mxp_text_options to;
+        mxp_text_options_default(&to);
+        to.block = mc.block_size;
+        if (a->val_split > 0.0f) to.val_frac = a->val_split;
+        if (r->resumed && r->resumed->n_chars > 0) {
+            to.chars = r->resumed->chars;
+            to.n_chars = r->resumed->n_chars;
+        }
+        MXP_TRY(mxp_text_load(&r->train_ds, &r->test_ds, a->data, &to));
+        mc.vocab_size = r->train_ds->vocab_size;
+        mc.n_classes = (int)mc.vocab_size;
+        r->tokens_per_sample = mc.block_size;
+    } else {
+        MXP_TRY(mxp_dataset_dir(dir, sizeof dir, a->data));
+        MXP_TRY(mxp_dataset_load_idx(&r->train_ds, dir, "train"));
+        MXP_TRY(mxp_dataset_load_idx(&r->test_ds, dir, "test"));
+        MXP_TRY(mxp_dataset_set_norm(r->test_ds, r->train_ds->mean, r->train_ds->std));
+        mc.H = r->train_ds->H;
+        mc.W = r->train_ds->W;
+        mc.C = r->train_ds->C;
+        if (a->dropout >= 0.0f) mc.dropout = a->dropout;
+        if (a->hidden > 0) mc.hidden1 = a->hidden;
+        int max_label = 0;
+        for (int64_t i = 0; i < r->train_ds->n; i++)
+            if (r->train_ds->labels[i] > max_label) max_label = r->train_ds->labels[i];
+        mc.n_classes = max_label + 1 > 2 ? max_label + 1 : 2;
+        r->tokens_per_sample = 1;
+    }
     mc.seed = a->seed;
-    if (a->dropout >= 0.0f) mc.dropout = a->dropout;
-    if (a->hidden > 0) mc.hidden1 = a->hidden;
-    int max_label = 0;
-    for (int64_t i = 0; i < r->train_ds->n; i++)
-        if (r->train_ds->labels[i] > max_label) max_label = r->train_ds->labels[i];
-    mc.n_classes = max_label + 1 > 2 ? max_label + 1 : 2;
+    if (a->batch_size > r->train_ds->n)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "batch size %lld is larger than the %lld training %s",
+                        (long long)a->batch_size, (long long)r->train_ds->n,
+                        r->gpt ? "windows of --block-size tokens" : "samples");
     if (r->resumed) {
-        MXP_TRY(mxp_checkpoint_load(r->resume_dir, &r->model, r->resumed));
         MXP_TRY(check_resume(r, &mc));
         if (a->save[0]) MXP_TRY(check_resume_save(r));
     } else {
@@ -641,8 +698,10 @@ static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t p
     snprintf(m->mixed_precision, sizeof m->mixed_precision, "%s",
              mxp_precision_name(mxp_accelerator_precision(r->acc)));
     m->master_weights = mxp_accelerator_master_weights(r->acc);
-    m->mean = r->train_ds->mean;
-    m->std = r->train_ds->std;
+    m->mean = r->gpt ? 0.0f : r->train_ds->mean; /* token ids are not normalised */
+    m->std = r->gpt ? 1.0f : r->train_ds->std;
+    m->n_chars = r->train_ds->n_chars;
+    memcpy(m->chars, r->train_ds->chars, sizeof m->chars);
     m->have_args = 1;
     m->args = *a;
     m->args.resume[0] = '\0';
@@ -723,6 +782,11 @@ static mxp_status finish_step(run *r, loop *L, int64_t epoch) {
                           .elapsed_s = el,
                           .res = res};
     emit(r, &ev);
+    if (a->eval_every > 0 && step % a->eval_every == 0 && step < r->sum.total_steps) {
+        const double ts = mxp_graph_clock();
+        MXP_TRY(do_eval(r, step, epoch));
+        L->t_eval += mxp_graph_clock() - ts;
+    }
     if (a->save_every > 0 && step % a->save_every == 0) {
         const double ts = mxp_graph_clock();
         MXP_TRY(save_checkpoint(r, step, epoch, mxp_loader_position(r->train)));
@@ -748,10 +812,13 @@ static mxp_status train_loop(run *r) {
         MXP_TRY(mxp_loader_start_epoch(r->train, epoch, epoch == epoch0 ? pos0 : 0));
         int epoch_done = 0;
         while (L.step < r->sum.total_steps) {
-            mxp_var *x, *logits, *loss;
-            const int32_t *y;
-            int64_t b;
-            MXP_TRY(mxp_accelerator_next_batch(acc, r->train, &x, &y, &b));
+            mxp_var *x = NULL, *logits, *loss;
+            const int32_t *y, *tok = NULL;
+            int64_t b, T = 0;
+            if (r->gpt)
+                MXP_TRY(mxp_accelerator_next_tokens(acc, r->train, &tok, &y, &b, &T));
+            else
+                MXP_TRY(mxp_accelerator_next_batch(acc, r->train, &x, &y, &b));
             if (b == 0) {
                 epoch_done = 1;
                 /* a cycle the epoch cut short is stepped as it is (as the HF Trainer does), so
@@ -762,7 +829,10 @@ static mxp_status train_loop(run *r) {
                 }
                 break;
             }
-            MXP_TRY(mxp_model_forward(r->model, g, x, &logits));
+            if (r->gpt)
+                MXP_TRY(mxp_model_forward_tokens(r->model, g, tok, b, T, &logits));
+            else
+                MXP_TRY(mxp_model_forward(r->model, g, x, &logits));
             MXP_TRY(mxp_op_cross_entropy(g, &loss, logits, y));
             const double lv = *(const float *)loss->value->data;
             if (!isfinite(lv) && !fp16_scaled)
@@ -801,6 +871,13 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     if (!a) return MXP_FAIL(MXP_ERR_INVALID_ARG, "args is NULL");
     run r;
     memset(&r, 0, sizeof r);
+    /* the per-model defaults, resolved once: the checkpoints record what was used */
+    mxp_trainer_args resolved = *a;
+    r.gpt = strcmp(a->model, "gpt") == 0;
+    if (!resolved.data[0])
+        snprintf(resolved.data, sizeof resolved.data, "%s", r.gpt ? "fortunes" : "fashion-mnist");
+    if (resolved.batch_size <= 0) resolved.batch_size = r.gpt ? 8 : 128;
+    a = &resolved;
     r.a = a;
     r.cb = cb;
     r.user = user;
@@ -840,6 +917,7 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
         if (r.last_saved[0]) snprintf(s->checkpoint, sizeof s->checkpoint, "%.511s", r.last_saved);
         s->wall_s = mxp_graph_clock() - r.t0;
         s->samples_per_s = r.train_s > 0 ? (double)r.samples / r.train_s : 0.0;
+        if (r.gpt) s->tokens_per_s = s->samples_per_s * (double)r.tokens_per_sample;
         s->peak_rss_bytes = mxp_peak_rss_bytes();
         mxp_accelerator_memory(r.acc, &s->memory);
         if (r.stats_n) {

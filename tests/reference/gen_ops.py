@@ -349,45 +349,52 @@ def tolerance(name):
     return ("op output", 1e-6, 1e-6)
 
 
-def check(data, recs):
+def check(data, recs, out=OUT, tol=None, atol_of_max=False):
+    """--check: compare the regenerated records with the file `out` on disk. tol(name) gives
+    (group, atol, rtol); a value passes when |new - old| <= atol + rtol |old|, or with
+    atol_of_max when |new - old| <= atol max|old| + rtol |old| (gen_gpt.py's tensors vary in
+    scale). Shared by gen_gpt.py."""
+    tol = tol or tolerance
     try:
-        with open(OUT, "rb") as f:
+        with open(out, "rb") as f:
             old_data = f.read()
     except OSError as e:
-        print("cannot read %s: %s" % (OUT, e), file=sys.stderr)
+        print("cannot read %s: %s" % (out, e), file=sys.stderr)
         return 1
     if old_data == data:
-        print("fixture up to date: %s identical (%d records, %d bytes)" % (OUT, len(recs),
+        print("fixture up to date: %s identical (%d records, %d bytes)" % (out, len(recs),
                                                                             len(data)))
         return 0
     try:
         old = parse(old_data)
     except (ValueError, struct.error, UnicodeDecodeError) as e:
-        print("%s is not a valid fixture: %s" % (OUT, e), file=sys.stderr)
+        print("%s is not a valid fixture: %s" % (out, e), file=sys.stderr)
         return 1
     if [(n, k, s) for n, k, s, _ in old] != [(n, k, s) for n, k, s, _ in recs]:
-        print("%s: record names/kinds/shapes differ; regenerate and review" % OUT,
+        print("%s: record names/kinds/shapes differ; regenerate and review" % out,
               file=sys.stderr)
         return 1
-    print("bytes differ; comparing with tolerances |new-old| <= atol + rtol*|old|:")
-    for grp, atol, rtol in sorted(set(tolerance(n) for n, *_ in recs)):
-        print("  %-24s atol %g rtol %g" % (grp, atol, rtol))
+    print("bytes differ; comparing with tolerances |new-old| <= atol%s + rtol*|old|:" %
+          ("*max|old|" if atol_of_max else ""))
+    for grp, atol, rtol in sorted(set(tol(n) for n, *_ in recs)):
+        print("  %-32s atol %g rtol %g" % (grp, atol, rtol))
     bad = 0
     for (name, kind, _, ob), (_, _, _, nb) in zip(old, recs):
         if ob == nb:
             continue
-        grp, atol, rtol = tolerance(name)
+        grp, atol, rtol = tol(name)
         if kind == KIND_I32:
             atol = rtol = 0.0
         o = np.frombuffer(ob, "<f4" if kind == KIND_F32 else "<i4").astype(np.float64)
         n = np.frombuffer(nb, "<f4" if kind == KIND_F32 else "<i4").astype(np.float64)
         err = np.abs(n - o)
-        ok = np.all(err <= atol + rtol * np.abs(o))
-        print("  %-28s %-24s max |diff| %.3g %s" % (name, grp, float(err.max()),
+        scale = np.abs(o).max() if atol_of_max else 1.0
+        ok = np.all(err <= atol * scale + rtol * np.abs(o))
+        print("  %-40s %-32s max |diff| %.3g %s" % (name, grp, float(err.max()),
                                                      "ok" if ok else "FAIL"))
         bad += not ok
     if bad:
-        print("%d records out of tolerance: regenerate %s and review the diff" % (bad, OUT),
+        print("%d records out of tolerance: regenerate %s and review the diff" % (bad, out),
               file=sys.stderr)
         return 1
     print("fixture within tolerance")

@@ -64,6 +64,8 @@ int cmd_export(int argc, char **argv);
 void help_export(FILE *out);
 int cmd_show(int argc, char **argv);
 void help_show(FILE *out);
+int cmd_generate(int argc, char **argv);
+void help_generate(FILE *out);
 int bench_gemm(int argc, char **argv);
 extern const cli_opt bench_gemm_opts[];
 extern const int bench_gemm_nopts;

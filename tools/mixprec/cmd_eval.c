@@ -12,9 +12,11 @@ static const cli_opt opts[] = {
     {"--checkpoint", "DIR",
      "a checkpoint directory, or an output directory of train --save (its newest "
      "checkpoint-<step>); required"},
-    {"--data", "DIR", "fashion-mnist (default) or an IDX directory with t10k-* files"},
+    {"--data", "DIR",
+     "fashion-mnist (default) or an IDX directory with t10k-* files; for a gpt, the text or "
+     "shards it was trained on (default: its training data)"},
     {"--mixed-precision", "P", "no, fp16 or bf16 (default: the precision it was trained in)"},
-    {"--batch-size", "N", "evaluation batch (default 256)"},
+    {"--batch-size", "N", "evaluation batch (default 256; gpt: 8 sequences)"},
     {"--log", "FILE", "append an eval line (JSON) to FILE"},
 };
 enum { NOPTS = sizeof opts / sizeof opts[0] };
@@ -60,18 +62,42 @@ int cmd_eval(int argc, char **argv) {
     if (st == MXP_OK) st = mxp_checkpoint_load(dir, &m, meta);
     const float mean = meta->mean, std = meta->std;
     if (st == MXP_OK && !vals[2]) mxp_precision_parse(meta->mixed_precision, &prec);
-    free(meta);
     if (st != MXP_OK) {
+        free(meta);
         fprintf(stderr, "mixprec: eval: %s\n", lib_msg());
         return st == MXP_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
     }
     char data[4096];
-    mxp_dataset_t *test = NULL;
+    mxp_dataset_t *test = NULL, *train = NULL;
     double loss = 0, acc = 0;
-    st = mxp_dataset_dir(data, sizeof data, vals[1] ? vals[1] : "fashion-mnist");
-    if (st == MXP_OK) st = mxp_dataset_load_idx(&test, data, "test");
-    if (st == MXP_OK) st = mxp_dataset_set_norm(test, mean, std);
-    if (st == MXP_OK && (test->H != m->in_shape[0] || test->W != m->in_shape[1]))
+    const int gpt = m->gpt != NULL;
+    if (gpt) { /* the validation split of its text, read with its vocabulary */
+        mxp_text_options to;
+        mxp_text_options_default(&to);
+        to.block = m->config.block_size;
+        if (meta->have_args && meta->args.val_split > 0.0f) to.val_frac = meta->args.val_split;
+        if (meta->n_chars > 0) {
+            to.chars = meta->chars;
+            to.n_chars = meta->n_chars;
+        }
+        const char *src = vals[1]                                 ? vals[1]
+                          : meta->have_args && meta->args.data[0] ? meta->args.data
+                                                                  : "fortunes";
+        st = mxp_text_load(&train, &test, src, &to);
+        mxp_dataset_free(train);
+        if (!vals[3]) batch = 8;
+        if (st == MXP_OK && test->vocab_size > m->config.vocab_size)
+            st = MXP_ERR_SHAPE, fprintf(stderr,
+                                        "mixprec: eval: %s holds token ids up to %d; the "
+                                        "model's vocabulary has %lld\n",
+                                        src, test->vocab_size - 1, (long long)m->config.vocab_size);
+    } else {
+        st = mxp_dataset_dir(data, sizeof data, vals[1] ? vals[1] : "fashion-mnist");
+        if (st == MXP_OK) st = mxp_dataset_load_idx(&test, data, "test");
+        if (st == MXP_OK) st = mxp_dataset_set_norm(test, mean, std);
+    }
+    free(meta);
+    if (st == MXP_OK && !gpt && (test->H != m->in_shape[0] || test->W != m->in_shape[1]))
         st = MXP_ERR_SHAPE, fprintf(stderr,
                                     "mixprec: eval: the test images are %lldx%lld but the "
                                     "model takes %lldx%lld\n",
@@ -87,7 +113,7 @@ int cmd_eval(int argc, char **argv) {
             mxp_json o;
             mxp_json_begin(&o);
             mxp_json_str(&o, "event", "eval");
-            mxp_json_str(&o, "split", "test");
+            mxp_json_str(&o, "split", gpt ? "val" : "test");
             mxp_json_str(&o, "checkpoint", dir);
             mxp_json_str(&o, "mixed_precision", mxp_precision_name(prec));
             mxp_json_num(&o, "loss", loss);
@@ -98,7 +124,7 @@ int cmd_eval(int argc, char **argv) {
             if (st == MXP_OK) st = cst;
         }
     }
-    const int64_t n_test = test ? test->n : 0;
+    const int64_t n_test = test ? (gpt ? test->n * test->block : test->n) : 0;
     mxp_dataset_free(test);
     mxp_model_free(m);
     if (st == MXP_ERR_SHAPE) return CLI_EXIT_USAGE;
@@ -106,7 +132,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "mixprec: eval: %s\n", lib_msg());
         return st == MXP_ERR_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE;
     }
-    printf("test accuracy %.4f  (test loss %.4f, %s, %lld samples)\n", acc, loss,
-           mxp_precision_name(prec), (long long)n_test);
+    if (gpt)
+        printf("val loss %.4f  (next-token accuracy %.4f, %s, %lld tokens)\n", loss, acc,
+               mxp_precision_name(prec), (long long)n_test);
+    else
+        printf("test accuracy %.4f  (test loss %.4f, %s, %lld samples)\n", acc, loss,
+               mxp_precision_name(prec), (long long)n_test);
     return CLI_EXIT_OK;
 }

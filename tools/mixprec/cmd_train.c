@@ -12,9 +12,11 @@
 
 /* Every option maps to the Trainer argument of the same name (without "--"). */
 static const cli_opt opts[] = {
-    {"--model", "NAME", "mlp or cnn (default cnn)"},
+    {"--model", "NAME", "mlp, cnn or gpt (default cnn)"},
     {"--data", "DIR",
-     "fashion-mnist (default: /usr/share/datasets/fashion-mnist) or an IDX directory"},
+     "mlp, cnn: fashion-mnist (default: /usr/share/datasets/fashion-mnist) or an IDX "
+     "directory; gpt: fortunes (default: /usr/share/games/fortunes), a text file or directory, "
+     "or llm.c .bin token shards (a file or a directory)"},
     {"--mixed-precision", "P", "no, fp16 or bf16 (default bf16, or $MIXPREC_MIXED_PRECISION)"},
     {"--master-weights", "on|off", "keep fp32 master weights (default on; off is an ablation)"},
     {"--loss-scale", "S",
@@ -32,7 +34,7 @@ static const cli_opt opts[] = {
     {"--nesterov", "on|off", "sgd Nesterov momentum"},
     {"--schedule", "NAME", "cosine or constant (default cosine)"},
     {"--warmup-steps", "N", "linear warmup steps (default 100)"},
-    {"--batch-size", "N", "samples per micro-batch (default 128)"},
+    {"--batch-size", "N", "samples per micro-batch (default 128; gpt: 8 sequences)"},
     {"--epochs", "N", "passes over the training set (default 5)"},
     {"--max-steps", "N", "stop after N optimizer steps (default: all epochs)"},
     {"--grad-clip", "X", "clip the global gradient norm to X (default 1.0; 0 = off)"},
@@ -40,6 +42,13 @@ static const cli_opt opts[] = {
     {"--seed", "N", "initialisation, shuffling and dropout (default 42)"},
     {"--dropout", "P", "dropout before the last layer (default 0.25 cnn, 0 mlp)"},
     {"--hidden", "N", "width of the first hidden layer (default 256 cnn, 512 mlp)"},
+    {"--n-layer", "N", "gpt: transformer blocks (default 6)"},
+    {"--n-head", "N", "gpt: attention heads; must divide --n-embd (default 6)"},
+    {"--n-embd", "N", "gpt: model width (default 384)"},
+    {"--block-size", "T", "gpt: context length in tokens (default 256)"},
+    {"--val-split", "F", "gpt: share of the text held out for validation (default 0.1)"},
+    {"--eval-every", "N", "also evaluate every N optimizer steps (default: at epoch ends)"},
+    {"--eval-batches", "N", "evaluate on the first N batches only (default: the whole split)"},
     {"--log", "FILE", "JSON-lines metrics (DESIGN.md: step, eval, summary events)"},
     {"--save", "DIR",
      "write checkpoints to DIR/checkpoint-<step> (weights, optimizer and scaler state, "
@@ -59,11 +68,12 @@ enum { NOPTS = sizeof opts / sizeof opts[0] };
 void help_train(FILE *out) {
     fprintf(out, "usage: mixprec train [options]\n"
                  "\n"
-                 "Train a model on (Fashion-)MNIST in mixed precision: weights, activations and\n"
+                 "Train a model (mlp or cnn on (Fashion-)MNIST, gpt on text) in mixed\n"
+                 "precision: weights, activations and\n"
                  "gradients in the working precision (bf16 or fp16), fp32 master weights and\n"
                  "optimizer state, loss scaling in fp16 (GradScaler semantics: start 65536, x2\n"
                  "after 2000 clean steps, x0.5 and a skipped step on overflow). Evaluates on the\n"
-                 "test set after every epoch.\n"
+                 "test set (gpt: the validation split) after every epoch.\n"
                  "\n"
                  "options:\n");
     cli_print_opts(out, opts, NOPTS);
@@ -78,12 +88,15 @@ void help_train(FILE *out) {
             "  mixprec train --mixed-precision fp16 --loss-scale 1   # the underflow ablation\n"
             "  mixprec train --save out --save-every 200 --keep-last 3\n"
             "  mixprec train --save out --save-every 200 --resume out  # after a crash\n"
+            "  mixprec train --model gpt --max-steps 500 --save gpt-out   # fortunes, bf16\n"
+            "  mixprec generate --checkpoint gpt-out --prompt 'The ' --tokens 200\n"
             "\n--epochs and --max-steps count from the start of training, so a resumed run\n"
             "stops where an uninterrupted one would and computes the same numbers.\n");
 }
 
 typedef struct progress {
     int tty, quiet;
+    int gpt;            /* a language model: tokens/s, validation loss */
     int64_t every;      /* plain-line period */
     int64_t first_step; /* the step a resumed run started from */
     double last_draw;
@@ -101,6 +114,7 @@ static void on_event(const mxp_train_event *ev, void *user) {
     if (ev->kind == MXP_TRAIN_EVENT_START) {
         const mxp_train_summary *s = ev->summary;
         fprintf(stderr, "mixprec: %s\n", s->model_desc);
+        p->gpt = strncmp(s->model_desc, "gpt:", 4) == 0;
         if (s->first_step > 0)
             fprintf(stderr, "mixprec: resumed from %s at step %lld\n", s->checkpoint,
                     (long long)s->first_step);
@@ -130,11 +144,11 @@ static void on_event(const mxp_train_event *ev, void *user) {
             char bar[32];
             for (int i = 0; i < width; i++) bar[i] = i < done ? '=' : i == done ? '>' : ' ';
             bar[width] = '\0';
-            fprintf(
-                stderr,
-                "\r\033[Kepoch %lld [%s] step %lld/%lld loss %.4f scale %g %.0f samples/s ETA %s",
-                (long long)ev->epoch + 1, bar, (long long)ev->step, (long long)ev->total_steps,
-                ev->loss, (double)ev->res.loss_scale, ev->samples_per_s, eta);
+            fprintf(stderr,
+                    "\r\033[Kepoch %lld [%s] step %lld/%lld loss %.4f scale %g %.0f %s/s ETA %s",
+                    (long long)ev->epoch + 1, bar, (long long)ev->step, (long long)ev->total_steps,
+                    ev->loss, (double)ev->res.loss_scale, ev->samples_per_s,
+                    p->gpt ? "seq" : "samples", eta);
         } else if (ev->step % p->every == 0 || ev->step == ev->total_steps) {
             fprintf(stderr,
                     "epoch %lld step %lld/%lld loss %.4f loss_scale %g%s samples/s %.0f eta %s\n",
@@ -146,24 +160,35 @@ static void on_event(const mxp_train_event *ev, void *user) {
     }
     if (ev->kind == MXP_TRAIN_EVENT_EVAL) {
         if (p->tty) fputs("\r\033[K", stderr);
-        fprintf(stderr, "epoch %lld: test loss %.4f accuracy %.4f\n", (long long)ev->epoch + 1,
-                ev->loss, ev->accuracy);
+        fprintf(stderr, "epoch %lld step %lld: %s loss %.4f accuracy %.4f\n",
+                (long long)ev->epoch + 1, (long long)ev->step, p->gpt ? "val" : "test", ev->loss,
+                ev->accuracy);
     }
 }
 
-static void print_summary(const mxp_train_summary *s, const char *model) {
+static void print_summary(const mxp_train_summary *s, const mxp_trainer_args *a) {
+    const char *model = a->model;
+    const int gpt = strcmp(model, "gpt") == 0;
     const double mib = 1024.0 * 1024.0;
     printf("model %s, mixed precision %s%s\n", model, s->mixed_precision,
            strcmp(s->mixed_precision, "no") == 0 ? " (fp32)"
            : s->master_weights                   ? " (fp32 master weights)"
                                                  : " (no master weights)");
-    printf("test accuracy %.4f  (test loss %.4f, final train loss %.4f)\n", s->test_accuracy,
-           s->test_loss, s->final_loss);
+    if (gpt)
+        printf("val loss %.4f  (next-token accuracy %.4f, final train loss %.4f)\n", s->test_loss,
+               s->test_accuracy, s->final_loss);
+    else
+        printf("test accuracy %.4f  (test loss %.4f, final train loss %.4f)\n", s->test_accuracy,
+               s->test_loss, s->final_loss);
     printf("steps %lld, skipped %lld, final loss scale %g\n", (long long)s->steps,
            (long long)s->skipped_steps, (double)s->final_loss_scale);
     if (s->checkpoint[0]) printf("checkpoint %s\n", s->checkpoint);
-    printf("speed %.0f samples/s, wall %.1f s, peak RSS %.1f MiB\n", s->samples_per_s, s->wall_s,
-           (double)s->peak_rss_bytes / mib);
+    if (gpt)
+        printf("speed %.0f tokens/s (%.0f sequences/s), wall %.1f s, peak RSS %.1f MiB\n",
+               s->tokens_per_s, s->samples_per_s, s->wall_s, (double)s->peak_rss_bytes / mib);
+    else
+        printf("speed %.0f samples/s, wall %.1f s, peak RSS %.1f MiB\n", s->samples_per_s,
+               s->wall_s, (double)s->peak_rss_bytes / mib);
     printf("memory bytes: weights %zu, master weights %zu, grads %zu, optimizer %zu, "
            "activations %zu (+ workspace %zu)\n",
            s->memory.weights, s->memory.master_weights, s->memory.grads, s->memory.optimizer,
@@ -244,6 +269,6 @@ int cmd_train(int argc, char **argv) {
                : st == MXP_ERR_NONFINITE                    ? CLI_EXIT_RUNTIME
                                                             : CLI_EXIT_USAGE;
     }
-    print_summary(&s, a.model);
+    print_summary(&s, &a);
     return CLI_EXIT_OK;
 }

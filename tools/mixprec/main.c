@@ -12,9 +12,12 @@ static void help_help(FILE *out);
 static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
-    {"train", "train mlp or cnn on (Fashion-)MNIST in fp32, bf16 or fp16 (mixed precision)",
+    {"train", "train mlp or cnn on (Fashion-)MNIST, or gpt on text, in fp32, bf16 or fp16",
      help_train, cmd_train},
-    {"eval", "test loss and accuracy of a checkpoint written by train --save", help_eval, cmd_eval},
+    {"eval", "test (gpt: validation) loss and accuracy of a checkpoint written by train --save",
+     help_eval, cmd_eval},
+    {"generate", "continue a prompt with a gpt checkpoint (temperature, top-k, seed)",
+     help_generate, cmd_generate},
     {"export", "a checkpoint's weights as one bf16, fp16 or fp32 safetensors file for inference",
      help_export, cmd_export},
     {"show", "name, dtype, shape, size of each tensor of a safetensors file or checkpoint",
