@@ -133,9 +133,16 @@ static void test_resume_exact(void) {
         free(x);
         free(y);
     }
-    /* a different model shape cannot resume it */
+    /* a different model shape, or another split of the text, cannot resume it */
     EXPECT_USAGE(TINY, "--data", text_path, "--mixed-precision", "bf16", "--n-embd", "64",
                  "--resume", a);
+    EXPECT_USAGE(TINY, "--data", text_path, "--mixed-precision", "bf16", "--val-split", "0.2",
+                 "--resume", a);
+    result r2 = RUN(TINY, "--data", text_path, "--mixed-precision", "bf16", "--val-split", "0.2",
+                    "--resume", a);
+    CHECK(strstr(r2.err, "--val-split 0.1") && strstr(r2.err, "0.2"), "names the split: %s",
+          r2.err);
+    result_free(&r2);
 }
 
 static void test_generate(void) {
@@ -166,6 +173,7 @@ static void test_generate(void) {
     r1 = RUN("eval", "--checkpoint", ck);
     CHECK(r1.status == 0 && strstr(r1.out, "val loss"), "eval: %s %s", r1.out, r1.err);
     result_free(&r1);
+    EXPECT_USAGE("eval", "--checkpoint", ck, "--data", shard_dir);   /* text model, shards */
     EXPECT_USAGE("generate", "--checkpoint", ck, "--prompt", "THE"); /* not in the vocabulary */
     EXPECT_USAGE("generate", "--checkpoint", ck, "--temperature", "-1");
     EXPECT_USAGE("generate", "--checkpoint", ck, "--tokens", "x");
@@ -193,6 +201,7 @@ static void test_bad_settings(void) {
     EXPECT_USAGE(TINY, "--data", "/nonexistent/corpus.txt");
     EXPECT_USAGE(TINY, "--data", text_path, "--val-split", "0.9");
     EXPECT_USAGE(TINY, "--data", text_path, "--n-layer", "0");
+    EXPECT_USAGE(TINY, "--data", "fashion-mnist"); /* images are not text */
 }
 
 int main(void) {

@@ -53,7 +53,11 @@ typedef struct mxp_node mxp_node;
 typedef struct mxp_var {
     mxp_tensor *value; /* (shape) */
     mxp_tensor *grad;  /* (shape) in value's dtype: d(loss * seed)/d(value);
-                          NULL until backward first writes it (arena vars) */
+                          NULL until backward first writes it (arena vars). After
+                          backward, an add's output may share this buffer with its
+                          input's (add lends it instead of copying), so only the
+                          gradients of parameters and of variables that no add consumed
+                          keep their own value */
     int has_grad;      /* 0: grad holds nothing yet (the next contribution
                           overwrites instead of adding); set to 0 to zero it */
     int requires_grad; /* gradients flow into this variable */

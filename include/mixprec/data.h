@@ -122,7 +122,8 @@ MXP_API mxp_status mxp_dataset_set_norm(mxp_dataset_t *ds, float mean, float std
 typedef struct mxp_text_options {
     int64_t block;        /* window length T (>= 1) */
     double val_frac;      /* share of the stream held out at its end for validation when
-                             there is no validation shard; in [0, 0.5]; default 0.1 */
+                             there is no validation shard; in [0, 0.5]; default 0.1;
+                             0: no validation split (*val is set to NULL) */
     const uint8_t *chars; /* a fixed character vocabulary (a resumed run's or a
                              checkpoint's), sorted; NULL: the corpus's distinct bytes */
     int n_chars;

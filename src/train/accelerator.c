@@ -450,7 +450,8 @@ mxp_status mxp_evaluate_limit(mxp_model_t *model, const mxp_dataset_t *ds, int64
     double total = 0.0;
     int64_t correct = 0, seen = 0;
     const int64_t V = model->n_classes;
-    while (st == MXP_OK) {
+    int64_t batches = 0;
+    while (st == MXP_OK && (max_batches <= 0 || batches++ < max_batches)) {
         mxp_graph_reset(g);
         mxp_tensor *xt;
         const int64_t cap = mxp_loader_batch_size(ld);

@@ -319,6 +319,8 @@ typedef struct run {
     mxp_checkpoint_meta *resumed; /* the checkpoint resumed from, or NULL */
     int gpt;                      /* a language model on token windows */
     int64_t tokens_per_sample;    /* gpt: the block T (a sample is a window); else 1 */
+    int64_t eval_step;            /* the step last evaluated (-1: none), so an epoch ending
+                                     on an --eval-every step is not evaluated twice */
     char resume_dir[4096];
     char last_saved[4096]; /* the newest checkpoint this run wrote or resumed, "" if none */
     int64_t saved_step;    /* its step (-1: none) */
@@ -354,6 +356,8 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
 }
 
 static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
+    if (step == r->eval_step) return MXP_OK;
+    r->eval_step = step;
     double loss, acc;
     MXP_TRY(mxp_evaluate_limit(r->model, r->test_ds, r->gpt ? r->a->batch_size : 256,
                                r->a->eval_batches, &loss, &acc));
@@ -448,6 +452,20 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                         "--resume %s: the checkpoint has no training state (an inference-only "
                         "checkpoint); it can be evaluated or exported, not resumed",
                         r->resume_dir);
+    if (!strcmp(got->name, "gpt") && !strcmp(want->name, "gpt") &&
+        (got->n_layer != want->n_layer || got->n_head != want->n_head ||
+         got->n_embd != want->n_embd || got->block_size != want->block_size ||
+         got->vocab_size != want->vocab_size))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint holds a gpt of %lld layers, %lld heads, %lld "
+                        "wide, block %lld, vocab %lld; this run builds %lld, %lld, %lld, %lld, "
+                        "%lld; resume with the same --n-layer, --n-head, --n-embd, --block-size "
+                        "and data",
+                        r->resume_dir, (long long)got->n_layer, (long long)got->n_head,
+                        (long long)got->n_embd, (long long)got->block_size,
+                        (long long)got->vocab_size, (long long)want->n_layer,
+                        (long long)want->n_head, (long long)want->n_embd,
+                        (long long)want->block_size, (long long)want->vocab_size);
     if (strcmp(got->name, want->name) != 0 || got->H != want->H || got->W != want->W ||
         got->C != want->C || got->n_classes != want->n_classes || got->hidden1 != want->hidden1 ||
         got->hidden2 != want->hidden2 || got->channels1 != want->channels1 ||
@@ -462,19 +480,6 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                         (double)got->dropout, want->name, (long long)want->H, (long long)want->W,
                         (long long)want->C, want->n_classes, (long long)want->hidden1,
                         (double)want->dropout);
-    if (got->n_layer != want->n_layer || got->n_head != want->n_head ||
-        got->n_embd != want->n_embd || got->block_size != want->block_size ||
-        got->vocab_size != want->vocab_size)
-        return MXP_FAIL(MXP_ERR_INVALID_ARG,
-                        "--resume %s: the checkpoint holds a gpt of %lld layers, %lld heads, %lld "
-                        "wide, block %lld, vocab %lld; this run builds %lld, %lld, %lld, %lld, "
-                        "%lld; resume with the same --n-layer, --n-head, --n-embd, --block-size "
-                        "and data",
-                        r->resume_dir, (long long)got->n_layer, (long long)got->n_head,
-                        (long long)got->n_embd, (long long)got->block_size,
-                        (long long)got->vocab_size, (long long)want->n_layer,
-                        (long long)want->n_head, (long long)want->n_embd,
-                        (long long)want->block_size, (long long)want->vocab_size);
     if (cm->have_args) {
         const mxp_trainer_args *b = &cm->args;
         const char *what = strcmp(b->optimizer, a->optimizer) ? "optimizer"
@@ -489,6 +494,16 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                             r->resume_dir, b->optimizer, (long long)b->batch_size,
                             (unsigned long long)b->seed, a->optimizer, (long long)a->batch_size,
                             (unsigned long long)a->seed, what);
+    }
+    if (r->gpt && cm->have_args) { /* the split sets the training windows and their order */
+        const float was = cm->args.val_split > 0.0f ? cm->args.val_split : 0.1f;
+        const float now = a->val_split > 0.0f ? a->val_split : 0.1f;
+        if (was != now)
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "--resume %s: the checkpoint was trained with --val-split %g, this "
+                            "run has %g; resume with the same (the training windows and their "
+                            "order depend on it)",
+                            r->resume_dir, (double)was, (double)now);
     }
     if (cm->state.position > r->train_ds->n)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
@@ -556,6 +571,11 @@ static mxp_status setup(run *r) {
             to.chars = r->resumed->chars;
             to.n_chars = r->resumed->n_chars;
         }
+        if (!strcmp(a->data, "fashion-mnist"))
+            return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                            "--data fashion-mnist is images, for the mlp and cnn models; a gpt "
+                            "trains on text: --data fortunes (the default), a text file or "
+                            "directory, or llm.c .bin shards");
         MXP_TRY(mxp_text_load(&r->train_ds, &r->test_ds, a->data, &to));
         mc.vocab_size = r->train_ds->vocab_size;
         mc.n_classes = (int)mc.vocab_size;
@@ -884,6 +904,7 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     r.t0 = mxp_graph_clock();
     r.sum.zero_grad_frac = r.sum.lost_update_frac = -1.0;
     r.saved_step = -1;
+    r.eval_step = -1;
     mxp_checkpoint_meta *resumed = NULL;
     mxp_status st = MXP_OK;
     if (a->resume[0]) {

@@ -86,7 +86,13 @@ int cmd_eval(int argc, char **argv) {
         st = mxp_text_load(&train, &test, src, &to);
         mxp_dataset_free(train);
         if (!vals[3]) batch = 8;
-        if (st == MXP_OK && test->vocab_size > m->config.vocab_size)
+        if (st == MXP_OK && (test->n_chars > 0) != (meta->n_chars > 0))
+            st = MXP_ERR_SHAPE, fprintf(stderr,
+                                        "mixprec: eval: %s is %s but the model was trained on "
+                                        "%s; give --data the kind it was trained on\n",
+                                        src, test->n_chars > 0 ? "text" : "token shards",
+                                        meta->n_chars > 0 ? "text" : "token shards");
+        else if (st == MXP_OK && test->vocab_size > m->config.vocab_size)
             st = MXP_ERR_SHAPE, fprintf(stderr,
                                         "mixprec: eval: %s holds token ids up to %d; the "
                                         "model's vocabulary has %lld\n",

@@ -41,13 +41,15 @@ void help_generate(FILE *out) {
 typedef struct stream {
     const mxp_checkpoint_meta *meta; /* chars: the character vocabulary, or none */
     int first;
+    int last; /* the last byte written (char level), -1 before any */
 } stream;
 
 static void put_token(int32_t t, void *user) {
     stream *s = user;
-    if (s->meta->n_chars > 0)
-        fputc(s->meta->chars[t], stdout);
-    else
+    if (s->meta->n_chars > 0) {
+        s->last = s->meta->chars[t];
+        fputc(s->last, stdout);
+    } else
         printf(s->first ? "%d" : " %d", t);
     s->first = 0;
     fflush(stdout);
@@ -159,14 +161,12 @@ int cmd_generate(int argc, char **argv) {
         rc = cli_lib_error("generate", st);
         goto done;
     }
-    stream s = {.meta = meta, .first = 1};
+    stream s = {.meta = meta, .first = 1, .last = -1};
     for (int64_t i = 0; i < n_prompt; i++) put_token(ids[i], &s);
     const mxp_sample_options so = {
         .temperature = (float)temp, .top_k = (int)top_k, .seed = (uint64_t)seed};
     st = mxp_model_generate(m, ids, n_prompt, (int64_t)n_new, &so, ids, put_token, &s);
-    if (meta->n_chars == 0 ||
-        (n_new > 0 && meta->chars[ids[n_prompt + (int64_t)n_new - 1]] != '\n'))
-        putchar('\n');
+    if (s.last != '\n') putchar('\n'); /* end on a newline (token ids always need one) */
     rc = st == MXP_OK ? CLI_EXIT_OK : cli_lib_error("generate", st);
 done:
     free(ids);
