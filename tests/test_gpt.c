@@ -200,7 +200,7 @@ static void test_forward_backward(const mode *md) {
           2 * md->tol * max_logit + 1e-6);
 
     double worst = 0.0;
-    const char *worst_name = "";
+    const char *worst_name = "(none differs)";
     for (int i = 0; i < m->n_params; i++) {
         const mxp_param *p = m->params[i];
         CHECK(p->var.has_grad && p->grad, "[%s] %s received no gradient", md->name, p->name);

@@ -71,7 +71,8 @@ the N tokens, activations (N, C)):
                                                added in fp32 and rounded once)
       g[attn.c_proj.w] = r(y^T dx1); g[attn.c_proj.b] = r(sum_N dx1); dy = r(dx1 Wproj^T)
       attention backward, per (b, head), P the rounded probabilities:
-        dP = dy v^T (fp32); dS = P * (dP - rowsum(dP * P)) / sqrt(hd) (fp32, not rounded)
+        dP = dy v^T (fp32); dS = r(P * (dP - rowsum(dP * P)) / sqrt(hd)) (computed in fp32,
+        rounded to the working format before the two products, as autocast does)
         dq = r(dS k); dk = r(dS^T q); dv = r(P^T dy)
       g[c_attn.w] = r(a^T dqkv); g[c_attn.b] = r(sum_N dqkv); da = r(dqkv Wattn^T)
       dx = r(dx1 + LNback(da; ln_1))
@@ -262,7 +263,7 @@ def emulate(W, tokens, targets, r, S):
         q, k, v = (heads(t) for t in s["qkv"].split(C, dim=1))
         P = s["P"]
         dP = dy @ v.transpose(-2, -1)
-        dS = P * (dP - (dP * P).sum(-1, keepdim=True)) / math.sqrt(hd)
+        dS = r(P * (dP - (dP * P).sum(-1, keepdim=True)) / math.sqrt(hd))
         dqkv = torch.cat([unheads(r(dS @ k)), unheads(r(dS.transpose(-2, -1) @ q)),
                           unheads(r(P.transpose(-2, -1) @ dy))], dim=1)
         g[p + "attn.c_attn.weight"] = r(s["a"].t() @ dqkv)
