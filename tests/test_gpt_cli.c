@@ -202,6 +202,15 @@ static void test_bad_settings(void) {
     EXPECT_USAGE(TINY, "--data", text_path, "--val-split", "0.9");
     EXPECT_USAGE(TINY, "--data", text_path, "--n-layer", "0");
     EXPECT_USAGE(TINY, "--data", "fashion-mnist"); /* images are not text */
+    /* nor is a directory of IDX files read as fortune files */
+    char idx_dir[700], f[800];
+    snprintf(idx_dir, sizeof idx_dir, "%s/idx", root);
+    mkdir(idx_dir, 0777);
+    snprintf(f, sizeof f, "%s/train-images-idx3-ubyte.gz", idx_dir);
+    FILE *fp = fopen(f, "w");
+    for (int i = 0; fp && i < 5000; i++) fputc(i * 7, fp);
+    if (fp) fclose(fp);
+    EXPECT_USAGE(TINY, "--data", idx_dir);
 }
 
 int main(void) {

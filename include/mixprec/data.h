@@ -143,7 +143,8 @@ MXP_API void mxp_text_options_default(mxp_text_options *o);
  *   a directory     without .bin files: every regular file in it (name order; not
  *                   symlinks, not *.dat or *.u8, not hidden) read as fortune files
  *                   whose lines of a single '%' separate entries: entries are joined
- *                   by one empty line;
+ *                   by one empty line (a directory holding IDX files, *-idx*-ubyte*,
+ *                   is refused: images are not text);
  *   any other file  plain text, character level (bytes).
  * Text is character level: token i is the i-th distinct byte in ascending order
  * (or the index in o->chars; a byte outside it is MXP_ERR_FORMAT naming the byte

@@ -549,6 +549,14 @@ static mxp_status load_fortune_dir(corpus *c, const char *dir, char *const *name
     bytes file = {0};
     mxp_status s = MXP_OK;
     for (int64_t i = 0; i < n_names && s == MXP_OK; i++) {
+        /* an IDX image set ((Fashion-)MNIST) is no text: its gzip bytes would train */
+        if (strstr(names[i], "-idx") && strstr(names[i], "-ubyte")) {
+            s = MXP_FAIL(MXP_ERR_FORMAT,
+                         "%s holds IDX image files (%s), data for the mlp and cnn models; a "
+                         "gpt trains on text or llm.c .bin shards",
+                         dir, names[i]);
+            break;
+        }
         if (ends_with(names[i], ".dat") || ends_with(names[i], ".u8")) continue;
         char *path = c->room + (size_t)c->n_files * cap;
         s = join(path, cap, dir, names[i]);
