@@ -378,6 +378,18 @@ static mxp_status build_lut(mxp_loader_t *ld) {
     return MXP_OK;
 }
 
+/* Samples in the next batch: a full batch, the epoch's short rest, or 0 (the epoch is over,
+ * or drop_last drops its rest). */
+static int64_t next_count(const mxp_loader_t *ld) {
+    const int64_t nb = MXP_MIN(ld->batch, ld->ds->n - ld->pos);
+    return nb <= 0 || (nb < ld->batch && ld->drop_last) ? 0 : nb;
+}
+
+/* The dataset index of sample i of the batch that starts at the current position. */
+static int64_t sample_at(const mxp_loader_t *ld, int64_t i) {
+    return ld->perm ? ld->perm[ld->pos + i] : ld->pos + i;
+}
+
 mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t *labels,
                            int64_t *b) {
     if (b) *b = 0;
@@ -395,20 +407,16 @@ mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t
                         (int)x_dtype);
     MXP_TRY(build_lut(ld));
     const mxp_dataset_t *ds = ld->ds;
-    const int64_t left = ds->n - ld->pos;
-    int64_t nb = MXP_MIN(ld->batch, left);
-    if (nb < ld->batch && ld->drop_last) nb = 0;
-    if (nb <= 0) return MXP_OK;
+    const int64_t nb = next_count(ld);
+    if (nb == 0) return MXP_OK;
 
     const int64_t sample = ds->H * ds->W * ds->C; /* elements per sample */
-    const int64_t *order = ld->perm ? ld->perm + ld->pos : NULL;
-    const int64_t first = ld->pos;
     const int nt = nb * sample >= PARALLEL_MIN ? mxp_num_threads() : 1;
     (void)nt; /* only MXP_OMP reads it, and not at all without OpenMP */
     /* x (nb, H, W, C): row i is sample order[i], each byte looked up in the table */
     MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
     for (int64_t i = 0; i < nb; i++) {
-        const int64_t k = order ? order[i] : first + i;
+        const int64_t k = sample_at(ld, i);
         const uint8_t *src = ds->pixels + k * sample;
         if (x_dtype == MXP_DTYPE_F32) {
             float *dst = (float *)x + i * sample;
@@ -437,21 +445,17 @@ mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t *y, int6
     if (ds->kind != MXP_DATASET_TOKENS)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "mxp_loader_next_tokens: the dataset holds images; use mxp_loader_next");
-    const int64_t left = ds->n - ld->pos;
-    int64_t nb = MXP_MIN(ld->batch, left);
-    if (nb < ld->batch && ld->drop_last) nb = 0;
-    if (nb <= 0) return MXP_OK;
+    const int64_t nb = next_count(ld);
+    if (nb == 0) return MXP_OK;
 
     const int64_t T = ds->block;
-    const int64_t *order = ld->perm ? ld->perm + ld->pos : NULL;
-    const int64_t first = ld->pos;
     const int nt = nb * T >= PARALLEL_MIN ? mxp_num_threads() : 1;
     (void)nt; /* only MXP_OMP reads it, and not at all without OpenMP */
     /* x (nb, T) = tokens[s, s + T), y (nb, T) = tokens[s + 1, s + T + 1), s = shift + k T:
      * a widening copy the compiler vectorises */
     MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
     for (int64_t i = 0; i < nb; i++) {
-        const int64_t k = order ? order[i] : first + i;
+        const int64_t k = sample_at(ld, i);
         const uint16_t *src = ds->tokens + ld->shift + k * T;
         int32_t *xr = x + i * T, *yr = y + i * T;
         for (int64_t j = 0; j < T; j++) xr[j] = src[j];

@@ -177,12 +177,17 @@ void mxp_accelerator_set_schedule(mxp_accelerator_t *acc, const mxp_schedule *s)
 
 mxp_graph_t *mxp_accelerator_graph(mxp_accelerator_t *acc) { return acc->graph; }
 
-mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
-                                      const int32_t **labels, int64_t *b) {
-    if (!acc || !ld || !x || !labels || !b) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
+/* A micro-batch's fresh graph, its dropout masks keyed by how many came before it. */
+static void start_micro(mxp_accelerator_t *acc) {
     mxp_graph_reset(acc->graph);
     mxp_graph_set_seed(acc->graph,
                        acc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)));
+}
+
+mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
+                                      const int32_t **labels, int64_t *b) {
+    if (!acc || !ld || !x || !labels || !b) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
+    start_micro(acc);
     const mxp_dataset_t *ds = mxp_loader_dataset(ld);
     /* room for a full batch; the loader says how many it filled */
     const int64_t cap = mxp_loader_batch_size(ld);
@@ -202,9 +207,7 @@ mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, 
 mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loader_t *ld, const int32_t **x,
                                        const int32_t **y, int64_t *b, int64_t *T) {
     if (!acc || !ld || !x || !y || !b || !T) return MXP_FAIL(MXP_ERR_INVALID_ARG, "NULL argument");
-    mxp_graph_reset(acc->graph);
-    mxp_graph_set_seed(acc->graph,
-                       acc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)));
+    start_micro(acc);
     const mxp_dataset_t *ds = mxp_loader_dataset(ld);
     const size_t n = (size_t)(mxp_loader_batch_size(ld) * ds->block);
     int32_t *xt = mxp_arena_alloc(mxp_graph_arena(acc->graph), n * sizeof *xt);
@@ -379,52 +382,36 @@ size_t mxp_peak_rss_bytes(void) {
     return (size_t)ru.ru_maxrss * 1024u; /* Linux reports KiB */
 }
 
-/* Next-token loss and accuracy over the windows of a token dataset, in order. */
-static mxp_status evaluate_tokens(mxp_model_t *model, const mxp_dataset_t *ds, int64_t batch,
-                                  int64_t max_batches, double *loss, double *accuracy) {
-    mxp_graph_t *g;
-    MXP_TRY(mxp_graph_create(&g, model->work));
-    mxp_graph_set_training(g, 0);
-    mxp_loader_t *ld = NULL;
-    mxp_status st = mxp_loader_create(&ld, ds, batch < ds->n ? batch : ds->n, 0, 0, 0);
-    const int64_t T = ds->block, V = model->n_classes;
-    double total = 0.0;
-    int64_t correct = 0, seen = 0, batches = 0;
-    float *row = mxp_alloc_array((size_t)V, sizeof *row);
-    if (st == MXP_OK && !row) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation row");
-    while (st == MXP_OK && (max_batches <= 0 || batches < max_batches)) {
-        mxp_graph_reset(g);
-        const size_t n = (size_t)(mxp_loader_batch_size(ld) * T);
-        int32_t *x = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof *x);
-        int32_t *y = mxp_arena_alloc(mxp_graph_arena(g), n * sizeof *y);
-        if (!x || !y) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
-        int64_t b = 0;
-        if (st == MXP_OK) st = mxp_loader_next_tokens(ld, x, y, &b);
-        if (st != MXP_OK || b == 0) break;
-        mxp_var *logits = NULL, *l = NULL;
-        st = mxp_model_forward_tokens(model, g, x, b, T, &logits);
-        if (st == MXP_OK) st = mxp_op_cross_entropy(g, &l, logits, y);
-        if (st != MXP_OK) break;
-        total += (double)*(float *)l->value->data * (double)(b * T);
-        const size_t es = mxp_dtype_size(logits->value->dtype);
-        for (int64_t i = 0; i < b * T; i++) {
-            mxp_convert(row, MXP_DTYPE_F32,
-                        (const char *)logits->value->data + (size_t)(i * V) * es,
-                        logits->value->dtype, (size_t)V);
-            int64_t best = 0;
-            for (int64_t j = 1; j < V; j++)
-                if (row[j] > row[best]) best = j;
-            correct += best == y[i];
-        }
-        seen += b * T;
-        batches++;
+/* One evaluation batch of ld through model on g (reset here): *logits (rows, V) and *y (rows),
+ * rows = the samples (images) or the samples times T (tokens); *rows 0 at the end. */
+static mxp_status eval_batch(mxp_model_t *model, mxp_graph_t *g, mxp_loader_t *ld, mxp_var **logits,
+                             const int32_t **y, int64_t *rows) {
+    const mxp_dataset_t *ds = mxp_loader_dataset(ld);
+    const int64_t cap = mxp_loader_batch_size(ld);
+    const int tokens = ds->kind == MXP_DATASET_TOKENS;
+    const size_t per = tokens ? (size_t)ds->block : 1; /* labels per sample */
+    mxp_graph_reset(g);
+    *rows = 0;
+    int32_t *lab = mxp_arena_alloc(mxp_graph_arena(g), (size_t)cap * per * sizeof *lab);
+    if (!lab) return MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
+    int64_t b = 0;
+    if (tokens) {
+        int32_t *x = mxp_arena_alloc(mxp_graph_arena(g), (size_t)cap * per * sizeof *x);
+        if (!x) return MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
+        MXP_TRY(mxp_loader_next_tokens(ld, x, lab, &b));
+        if (b > 0) MXP_TRY(mxp_model_forward_tokens(model, g, x, b, ds->block, logits));
+    } else {
+        mxp_tensor *xt;
+        MXP_TRY(mxp_tensor_arena(mxp_graph_arena(g), &xt, model->work, 4,
+                                 (int64_t[]){cap, ds->H, ds->W, ds->C}));
+        MXP_TRY(mxp_loader_next(ld, xt->data, model->work, lab, &b));
+        xt->shape[0] = b;
+        mxp_var *x = b > 0 ? mxp_graph_input(g, xt) : NULL;
+        if (b > 0 && !x) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
+        if (b > 0) MXP_TRY(mxp_model_forward(model, g, x, logits));
     }
-    mxp_free(row);
-    mxp_loader_free(ld);
-    mxp_graph_free(g);
-    if (st != MXP_OK) return st;
-    *loss = seen ? total / (double)seen : NAN;
-    *accuracy = seen ? (double)correct / (double)seen : NAN;
+    *y = lab;
+    *rows = b * (int64_t)per;
     return MXP_OK;
 }
 
@@ -440,51 +427,38 @@ mxp_status mxp_evaluate_limit(mxp_model_t *model, const mxp_dataset_t *ds, int64
     if ((ds->kind == MXP_DATASET_TOKENS) != (model->gpt != NULL))
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "evaluate: a %s model cannot be evaluated on %s data",
                         model->name, ds->kind == MXP_DATASET_TOKENS ? "token" : "image");
-    if (ds->kind == MXP_DATASET_TOKENS)
-        return evaluate_tokens(model, ds, batch, max_batches, loss, accuracy);
     mxp_graph_t *g;
     MXP_TRY(mxp_graph_create(&g, model->work));
     mxp_graph_set_training(g, 0);
     mxp_loader_t *ld = NULL;
     mxp_status st = mxp_loader_create(&ld, ds, batch < ds->n ? batch : ds->n, 0, 0, 0);
-    double total = 0.0;
-    int64_t correct = 0, seen = 0;
     const int64_t V = model->n_classes;
-    int64_t batches = 0;
+    float *row = mxp_alloc_array((size_t)V, sizeof *row); /* (V) one row of logits in fp32 */
+    if (st == MXP_OK && !row) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation row");
+    double total = 0.0;
+    int64_t correct = 0, seen = 0, batches = 0;
     while (st == MXP_OK && (max_batches <= 0 || batches++ < max_batches)) {
-        mxp_graph_reset(g);
-        mxp_tensor *xt;
-        const int64_t cap = mxp_loader_batch_size(ld);
-        st = mxp_tensor_arena(mxp_graph_arena(g), &xt, model->work, 4,
-                              (int64_t[]){cap, ds->H, ds->W, ds->C});
-        int32_t *y = st == MXP_OK ? mxp_arena_alloc(mxp_graph_arena(g), (size_t)cap * 4) : NULL;
-        if (st == MXP_OK && !y) st = MXP_FAIL(MXP_ERR_NOMEM, "evaluation batch");
-        int64_t b = 0;
-        if (st == MXP_OK) st = mxp_loader_next(ld, xt->data, model->work, y, &b);
-        if (st != MXP_OK || b == 0) break;
-        xt->shape[0] = b;
-        mxp_var *x = mxp_graph_input(g, xt), *logits = NULL, *l = NULL;
-        if (!x) st = MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-        if (st == MXP_OK) st = mxp_model_forward(model, g, x, &logits);
-        if (st == MXP_OK) st = mxp_op_cross_entropy(g, &l, logits, y);
+        mxp_var *logits = NULL, *l = NULL;
+        const int32_t *y = NULL;
+        int64_t rows = 0;
+        st = eval_batch(model, g, ld, &logits, &y, &rows);
+        if (st != MXP_OK || rows == 0) break;
+        st = mxp_op_cross_entropy(g, &l, logits, y);
         if (st != MXP_OK) break;
-        total += (double)*(float *)l->value->data * (double)b;
-        float *row = mxp_arena_alloc(mxp_graph_arena(g), (size_t)V * sizeof(float));
-        if (!row) {
-            st = MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
-            break;
-        }
-        for (int64_t i = 0; i < b; i++) {
-            const char *src = (const char *)logits->value->data +
-                              (size_t)(i * V) * mxp_dtype_size(logits->value->dtype);
-            mxp_convert(row, MXP_DTYPE_F32, src, logits->value->dtype, (size_t)V);
+        total += (double)*(float *)l->value->data * (double)rows;
+        const size_t es = mxp_dtype_size(logits->value->dtype);
+        for (int64_t i = 0; i < rows; i++) { /* the prediction: the row's largest logit */
+            mxp_convert(row, MXP_DTYPE_F32,
+                        (const char *)logits->value->data + (size_t)(i * V) * es,
+                        logits->value->dtype, (size_t)V);
             int64_t best = 0;
             for (int64_t j = 1; j < V; j++)
                 if (row[j] > row[best]) best = j;
             correct += best == y[i];
         }
-        seen += b;
+        seen += rows;
     }
+    mxp_free(row);
     mxp_loader_free(ld);
     mxp_graph_free(g);
     if (st != MXP_OK) return st;

@@ -344,8 +344,7 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
     mxp_json_bool(&o, "skipped", res->skipped);
     mxp_json_num(&o, "grad_norm", res->grad_norm);
     mxp_json_num(&o, "samples_per_s", sps);
-    if (r->tokens_per_sample > 1)
-        mxp_json_num(&o, "tokens_per_s", sps * (double)r->tokens_per_sample);
+    if (r->gpt) mxp_json_num(&o, "tokens_per_s", sps * (double)r->tokens_per_sample);
     if (res->have_stats) {
         mxp_json_num(&o, "zero_grad_frac", res->zero_grad_frac);
         mxp_json_num(&o, "lost_update_frac", res->lost_update_frac);
@@ -496,8 +495,10 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                             (unsigned long long)a->seed, what);
     }
     if (r->gpt && cm->have_args) { /* the split sets the training windows and their order */
-        const float was = cm->args.val_split > 0.0f ? cm->args.val_split : 0.1f;
-        const float now = a->val_split > 0.0f ? a->val_split : 0.1f;
+        mxp_text_options d;        /* 0 stands for the loader's default split */
+        mxp_text_options_default(&d);
+        const float was = cm->args.val_split > 0.0f ? cm->args.val_split : (float)d.val_frac;
+        const float now = a->val_split > 0.0f ? a->val_split : (float)d.val_frac;
         if (was != now)
             return MXP_FAIL(MXP_ERR_INVALID_ARG,
                             "--resume %s: the checkpoint was trained with --val-split %g, this "

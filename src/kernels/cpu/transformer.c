@@ -472,21 +472,41 @@ static void attn_bwd_pair(const attn_geom *a, void *dqkv, const void *dout, cons
     att_product(a, K_TAIL, 0, T, hd, T, 1.0f, P, 1, T, op, ap, NULL, dv, ld3);
 }
 
-mxp_status mxp_attention_forward(void *out, void *att, const void *qkv, mxp_dtype dt, int64_t B,
-                                 int64_t T, int64_t C, int64_t NH) {
-    static const char fn[] = "mxp_attention_forward";
-    attn_geom a;
-    MXP_TRY(attn_check(fn, &a, dt, B, T, C, NH, out && qkv));
-    const size_t pairs = a.B * a.NH, per = fwd_scratch(&a);
+/* One call's buffers: forward writes dst = out (B, T, C) and att_out = P (or NULL);
+ * backward writes dst = dqkv (B, T, 3C) from dout and the forward's att. */
+typedef struct attn_io {
+    void *dst, *att_out;
+    const void *qkv, *dout, *att;
+} attn_io;
+
+/* Every (b, h) pair on one thread with its own `per` bytes of one scratch block, in a static
+ * schedule: which thread runs a pair changes nothing in its bits. */
+static mxp_status run_pairs(const char *fn, const attn_geom *a, size_t per, int backward,
+                            const attn_io *io) {
+    const size_t pairs = a->B * a->NH;
     const int nt = (int)MXP_MIN((size_t)mxp_num_threads(), pairs);
     char *block = mxp_alloc_array((size_t)nt * per + 64, 1);
     if (!block) return MXP_FAIL(MXP_ERR_NOMEM, "%s: %d x %zu bytes of scratch", fn, nt, per);
     char *scr = (char *)round_up((size_t)(uintptr_t)block, 64);
     MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
-    for (int64_t p = 0; p < (int64_t)pairs; p++)
-        attn_fwd_pair(&a, out, att, qkv, (size_t)p, scr + (size_t)thread_id() * per);
+    for (int64_t p = 0; p < (int64_t)pairs; p++) {
+        char *mine = scr + (size_t)thread_id() * per;
+        if (backward)
+            attn_bwd_pair(a, io->dst, io->dout, io->qkv, io->att, (size_t)p, mine);
+        else
+            attn_fwd_pair(a, io->dst, io->att_out, io->qkv, (size_t)p, mine);
+    }
     mxp_free(block);
     return MXP_OK;
+}
+
+mxp_status mxp_attention_forward(void *out, void *att, const void *qkv, mxp_dtype dt, int64_t B,
+                                 int64_t T, int64_t C, int64_t NH) {
+    static const char fn[] = "mxp_attention_forward";
+    attn_geom a;
+    MXP_TRY(attn_check(fn, &a, dt, B, T, C, NH, out && qkv));
+    const attn_io io = {.dst = out, .att_out = att, .qkv = qkv};
+    return run_pairs(fn, &a, fwd_scratch(&a), 0, &io);
 }
 
 mxp_status mxp_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *att,
@@ -494,16 +514,8 @@ mxp_status mxp_attention_backward(void *dqkv, const void *dout, const void *qkv,
     static const char fn[] = "mxp_attention_backward";
     attn_geom a;
     MXP_TRY(attn_check(fn, &a, dt, B, T, C, NH, dqkv && dout && qkv && att));
-    const size_t pairs = a.B * a.NH, per = bwd_scratch(&a);
-    const int nt = (int)MXP_MIN((size_t)mxp_num_threads(), pairs);
-    char *block = mxp_alloc_array((size_t)nt * per + 64, 1);
-    if (!block) return MXP_FAIL(MXP_ERR_NOMEM, "%s: %d x %zu bytes of scratch", fn, nt, per);
-    char *scr = (char *)round_up((size_t)(uintptr_t)block, 64);
-    MXP_OMP(omp parallel for num_threads(nt) schedule(static) if (nt > 1))
-    for (int64_t p = 0; p < (int64_t)pairs; p++)
-        attn_bwd_pair(&a, dqkv, dout, qkv, att, (size_t)p, scr + (size_t)thread_id() * per);
-    mxp_free(block);
-    return MXP_OK;
+    const attn_io io = {.dst = dqkv, .qkv = qkv, .dout = dout, .att = att};
+    return run_pairs(fn, &a, bwd_scratch(&a), 1, &io);
 }
 
 /* ---- embedding ------------------------------------------------------------------------ */
