@@ -44,6 +44,7 @@
 #include "mixprec/optim.h"
 #include "mixprec/amp.h"
 #include "mixprec/data.h"
+#include "mixprec/dist.h"
 #include "mixprec/io.h"
 #include "mixprec/train.h"
 

@@ -28,6 +28,8 @@ BUILD_PKGS=(
     zlib1g-dev      # zlib: reads gzipped IDX files (Fashion-MNIST ships as .gz)
     libyaml-dev     # libyaml: parses Trainer-style YAML argument files
     libjansson-dev  # JSON: safetensors headers, config.json
+    libopenmpi-dev  # Open MPI: data-parallel training (src/dist); mpicc headers and libmpi
+    openmpi-bin     # mpirun: `mixprec launch --num-processes N` runs N > 1 processes under it
 )
 TEST_PKGS=(
     python3-numpy   # reference values (float16) in tests/reference
