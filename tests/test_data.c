@@ -746,6 +746,68 @@ static void test_loader_order(void) {
     synth_free(&s);
 }
 
+/* Sharding for data parallelism: each global batch of world * batch samples of the
+ * per-epoch order is split in rank order; the shares of every rank, put side by side, are
+ * the unsharded loader's batches of world * batch; a short last batch is split evenly, a
+ * rest smaller than world is dropped; positions count global samples. */
+static void test_loader_shard(void) {
+    enum { N = 1000, W = 3, B = 64 };
+    synth s;
+    synth_init(&s, N, 2, 3);
+    static int64_t whole[N], part[W][N];
+    int64_t got[W], nb;
+    mxp_loader_t *ld = NULL;
+    /* the reference order: the unsharded loader's, read through run_epoch at batch 64 */
+    CHECK(mxp_loader_create(&ld, &s.ds, B, 1, 9, 0) == MXP_OK, "create ref");
+    CHECK(mxp_loader_start_epoch(ld, 2, 0) == MXP_OK, "ref epoch 2");
+    CHECK(run_epoch(ld, &s, whole, &nb) == N, "reference epoch");
+    mxp_loader_free(ld);
+    for (int r = 0; r < W; r++) {
+        CHECK(mxp_loader_create(&ld, &s.ds, B, 1, 9, 0) == MXP_OK, "create rank %d", r);
+        CHECK(mxp_loader_shard(ld, r, W) == MXP_OK, "shard %d: %s", r, mxp_last_error());
+        /* 1000 = 5 * 192 + 40: five full global batches and one of 40 (14 + 13 + 13) */
+        CHECK(mxp_loader_batches_per_epoch(ld) == 6, "rank %d: %" PRId64 " batches", r,
+              mxp_loader_batches_per_epoch(ld));
+        CHECK(mxp_loader_start_epoch(ld, 2, 0) == MXP_OK, "rank %d epoch 2", r);
+        got[r] = run_epoch(ld, &s, part[r], &nb);
+        CHECK(nb == 6 && got[r] == 5 * B + (r == 0 ? 14 : 13), "rank %d: %" PRId64 " samples", r,
+              got[r]);
+        CHECK(mxp_loader_position(ld) == N && mxp_loader_global_count(ld) == 0,
+              "rank %d: position %" PRId64 ", global batch of the empty call %" PRId64, r,
+              mxp_loader_position(ld), mxp_loader_global_count(ld));
+        mxp_loader_free(ld);
+    }
+    int bad = 0;
+    for (int k = 0; k < 6; k++) /* global batch k: rank 0's share, rank 1's, rank 2's */
+        for (int r = 0, at = 0; r < W; r++) {
+            const int share = k < 5 ? B : (r == 0 ? 14 : 13);
+            for (int i = 0; i < share; i++) bad += part[r][k * B + i] != whole[k * W * B + at + i];
+            at += share;
+        }
+    CHECK(bad == 0, "sharded order differs from the whole order at %d places", bad);
+    /* a resumed rank starts at a global position */
+    CHECK(mxp_loader_create(&ld, &s.ds, B, 1, 9, 0) == MXP_OK &&
+              mxp_loader_shard(ld, 1, W) == MXP_OK,
+          "create resumed");
+    CHECK(mxp_loader_start_epoch(ld, 2, 2 * W * B) == MXP_OK, "start at global batch 2");
+    CHECK(run_epoch(ld, &s, part[0], &nb) == 3 * B + 13 && part[0][0] == whole[2 * W * B + B],
+          "resumed rank 1 starts at %" PRId64, part[0][0]);
+    mxp_loader_free(ld);
+    /* a rest smaller than the world is dropped: 1000 = 999 + 1 for 3 x 333 */
+    CHECK(mxp_loader_create(&ld, &s.ds, 333, 0, 0, 0) == MXP_OK &&
+              mxp_loader_shard(ld, 2, W) == MXP_OK,
+          "create 333");
+    CHECK(mxp_loader_batches_per_epoch(ld) == 1, "333: %" PRId64 " batches",
+          mxp_loader_batches_per_epoch(ld));
+    /* refused: a rank outside the world, a world whose global batch the data cannot fill */
+    CHECK(mxp_loader_shard(ld, 3, 3) == MXP_ERR_INVALID_ARG, "rank 3 of 3");
+    CHECK(mxp_loader_shard(ld, 0, 4) == MXP_ERR_INVALID_ARG &&
+              strstr(mxp_last_error(), "4 processes"),
+          "4 x 333 > 1000: %s", mxp_last_error());
+    mxp_loader_free(ld);
+    synth_free(&s);
+}
+
 /* Fisher-Yates over 3 elements: each of the 6 orders about equally often (a wrong bound, e.g.
  * j in [0, i), gives only 2 of them). */
 static void test_loader_uniform(void) {
@@ -948,6 +1010,7 @@ int main(void) {
     test_idx_gz_growth();
     test_dataset();
     test_loader_order();
+    test_loader_shard();
     test_loader_uniform();
     test_loader_values();
     test_fashion_mnist();

@@ -194,13 +194,32 @@ MXP_API mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t 
  * start; a resumed run passes where it stopped). Errors: MXP_ERR_INVALID_ARG. */
 MXP_API mxp_status mxp_loader_start_epoch(mxp_loader_t *ld, int64_t epoch, int64_t pos);
 
-/* Batches per epoch (counting a short last batch unless drop_last). */
+/* Data parallelism (accelerate's prepare() does this): make ld the share of
+ * process `rank` of `world`. Every rank must create its loader alike (same
+ * dataset, batch, shuffle, seed), so all draw the same per-epoch order; each
+ * global batch is then world * batch samples of that order, split in rank
+ * order (rank r takes samples [r*batch, (r+1)*batch) of a full one; a short
+ * last one is split so shares differ by at most one; a rest smaller than
+ * world is dropped). Positions (mxp_loader_position, mxp_loader_start_epoch)
+ * count global samples, so any rank can resume where the job stopped.
+ * Errors: MXP_ERR_INVALID_ARG (rank outside [0, world), or fewer samples than
+ * one global batch). */
+MXP_API mxp_status mxp_loader_shard(mxp_loader_t *ld, int rank, int world);
+
+/* The samples of the global batch (every rank's share) that the last
+ * mxp_loader_next / mxp_loader_next_tokens handed out part of; equal to
+ * that call's *b without sharding; 0 before the first batch of an epoch and
+ * after a call that handed out none. */
+MXP_API int64_t mxp_loader_global_count(const mxp_loader_t *ld);
+
+/* Global batches per epoch (counting a short last one unless drop_last). */
 MXP_API int64_t mxp_loader_batches_per_epoch(const mxp_loader_t *ld);
 
 /* The batch size given to mxp_loader_create. */
 MXP_API int64_t mxp_loader_batch_size(const mxp_loader_t *ld);
 
-/* The current epoch and the position (samples already handed out in it). */
+/* The current epoch and the position (samples already handed out in it, by
+ * every rank together when sharded). */
 MXP_API int64_t mxp_loader_epoch(const mxp_loader_t *ld);
 MXP_API int64_t mxp_loader_position(const mxp_loader_t *ld);
 

@@ -228,6 +228,9 @@ struct mxp_loader {
     int64_t epoch, pos; /* pos: samples of this epoch already handed out */
     int64_t *perm;      /* (n) sample order of `epoch`; NULL without shuffle */
     int64_t shift;      /* tokens: window k of `epoch` starts at shift + k T; 0 without shuffle */
+    int rank, world;    /* the shard: this process's part of each global batch (0 of 1) */
+    int64_t offset;     /* the shard's first sample within the global batch at pos */
+    int64_t global;     /* samples in the global batch last handed out (0: none yet) */
     /* x = (pixel/255 - mean)/std in fp32 for each byte value, then rounded once per dtype;
      * built for (lut_mean, lut_std) and rebuilt when the dataset's normalisation changes */
     int lut_valid;
@@ -319,6 +322,7 @@ mxp_status mxp_loader_create(mxp_loader_t **out, const mxp_dataset_t *ds, int64_
     ld->shuffle = shuffle != 0;
     ld->drop_last = drop_last != 0;
     ld->seed = seed;
+    ld->world = 1;
     if (ld->shuffle) {
         ld->perm = mxp_alloc_array((size_t)ds->n, sizeof *ld->perm);
         if (!ld->perm) {
@@ -353,6 +357,7 @@ mxp_status mxp_loader_start_epoch(mxp_loader_t *ld, int64_t epoch, int64_t pos) 
     const int regenerate = ld->shuffle && epoch != ld->epoch;
     ld->epoch = epoch;
     ld->pos = pos;
+    ld->global = 0;
     if (regenerate) make_perm(ld);
     return MXP_OK;
 }
@@ -378,16 +383,34 @@ static mxp_status build_lut(mxp_loader_t *ld) {
     return MXP_OK;
 }
 
-/* Samples in the next batch: a full batch, the epoch's short rest, or 0 (the epoch is over,
- * or drop_last drops its rest). */
-static int64_t next_count(const mxp_loader_t *ld) {
-    const int64_t nb = MXP_MIN(ld->batch, ld->ds->n - ld->pos);
-    return nb <= 0 || (nb < ld->batch && ld->drop_last) ? 0 : nb;
+/* Samples in the next global batch (all ranks' shares): a full one of world * batch, the
+ * epoch's short rest, or 0 (the epoch is over, drop_last drops its rest, or the rest is too
+ * short to give every rank a sample). */
+static int64_t global_count(const mxp_loader_t *ld) {
+    const int64_t full = ld->batch * ld->world;
+    const int64_t g = MXP_MIN(full, ld->ds->n - ld->pos);
+    return g <= 0 || g < ld->world || (g < full && ld->drop_last) ? 0 : g;
 }
 
-/* The dataset index of sample i of the batch that starts at the current position. */
+/* This rank's share of the next global batch, and where it starts in it (ld->offset): the
+ * batch split in rank order, shares differing by at most one sample. */
+static int64_t next_count(mxp_loader_t *ld) {
+    const int64_t g = global_count(ld);
+    const int64_t q = g / ld->world, r = g % ld->world;
+    ld->offset = ld->rank * q + MXP_MIN(ld->rank, r);
+    return g ? q + (ld->rank < r) : 0;
+}
+
+/* The dataset index of sample i of this rank's share of the batch at the current position. */
 static int64_t sample_at(const mxp_loader_t *ld, int64_t i) {
-    return ld->perm ? ld->perm[ld->pos + i] : ld->pos + i;
+    const int64_t k = ld->pos + ld->offset + i;
+    return ld->perm ? ld->perm[k] : k;
+}
+
+/* Past the global batch this rank just took its share of. */
+static void advance(mxp_loader_t *ld) {
+    ld->global = global_count(ld);
+    ld->pos += ld->global;
 }
 
 mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t *labels,
@@ -408,6 +431,7 @@ mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t
     MXP_TRY(build_lut(ld));
     const mxp_dataset_t *ds = ld->ds;
     const int64_t nb = next_count(ld);
+    ld->global = 0;
     if (nb == 0) return MXP_OK;
 
     const int64_t sample = ds->H * ds->W * ds->C; /* elements per sample */
@@ -428,7 +452,7 @@ mxp_status mxp_loader_next(mxp_loader_t *ld, void *x, mxp_dtype x_dtype, int32_t
         }
         labels[i] = ds->labels[k];
     }
-    ld->pos += nb;
+    advance(ld);
     *b = nb;
     return MXP_OK;
 }
@@ -446,6 +470,7 @@ mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t *y, int6
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "mxp_loader_next_tokens: the dataset holds images; use mxp_loader_next");
     const int64_t nb = next_count(ld);
+    ld->global = 0;
     if (nb == 0) return MXP_OK;
 
     const int64_t T = ds->block;
@@ -461,16 +486,34 @@ mxp_status mxp_loader_next_tokens(mxp_loader_t *ld, int32_t *x, int32_t *y, int6
         for (int64_t j = 0; j < T; j++) xr[j] = src[j];
         for (int64_t j = 0; j < T; j++) yr[j] = src[j + 1];
     }
-    ld->pos += nb;
+    advance(ld);
     *b = nb;
     return MXP_OK;
 }
 
 int64_t mxp_loader_batches_per_epoch(const mxp_loader_t *ld) {
     if (!ld) return 0;
-    const int64_t n = ld->ds->n;
-    return ld->drop_last ? n / ld->batch : (n + ld->batch - 1) / ld->batch;
+    const int64_t n = ld->ds->n, full = ld->batch * ld->world, rest = n % full;
+    return n / full + (rest > 0 && rest >= ld->world && !ld->drop_last);
 }
+
+mxp_status mxp_loader_shard(mxp_loader_t *ld, int rank, int world) {
+    if (!ld) return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_shard: ld is NULL");
+    if (world < 1 || rank < 0 || rank >= world)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "mxp_loader_shard: rank %d of %d is out of range",
+                        rank, world);
+    if ((int64_t)world > ld->ds->n / ld->batch)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "%d processes with a batch of %" PRId64 " each need %" PRId64
+                        " samples per step, more than the %" PRId64 " the data has; use fewer "
+                        "processes or a smaller batch",
+                        world, ld->batch, ld->batch * world, ld->ds->n);
+    ld->rank = rank;
+    ld->world = world;
+    return MXP_OK;
+}
+
+int64_t mxp_loader_global_count(const mxp_loader_t *ld) { return ld ? ld->global : 0; }
 
 int64_t mxp_loader_batch_size(const mxp_loader_t *ld) { return ld ? ld->batch : 0; }
 
