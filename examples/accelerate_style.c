@@ -10,22 +10,29 @@
  *
  * Trains the built-in mlp on Fashion-MNIST for one epoch. The precision is
  * "bf16" unless MIXPREC_MIXED_PRECISION says otherwise (set it to no, fp16 or
- * bf16, as `mixprec launch --mixed-precision` will), then prints the test accuracy.
+ * bf16, as `mixprec launch --mixed-precision` does), then prints the test accuracy.
+ * The same program runs data parallel, as with `accelerate launch`:
  *
  *     cc examples/accelerate_style.c $(pkg-config --cflags --libs mixprec) -o accel
  *     ./accel [IDX_DIR]
+ *     mixprec launch --mixed-precision bf16 --num-processes 2 ./accel [IDX_DIR]
+ *
+ * On 2 processes prepare() gives each its half of every batch of 2 x 128 and
+ * the gradients are averaged over both, so the loss curve is the one process
+ * batch-256 curve; the main process (rank 0) prints and evaluates.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <mixprec.h>
 
+/* On an error: say so, and end the whole job (every rank, under mixprec launch). */
 #define CHECK(call)                                                                                \
     do {                                                                                           \
         mxp_status st_ = (call);                                                                   \
         if (st_ != MXP_OK) {                                                                       \
             fprintf(stderr, "accelerate_style: %s\n", mxp_last_error());                           \
-            return 1;                                                                              \
+            mxp_dist_abort(1);                                                                     \
         }                                                                                          \
     } while (0)
 
@@ -69,19 +76,22 @@ int main(int argc, char **argv) {
         if (b == 0) break;
         CHECK(mxp_model_forward(model, g, x, &logits));        /* outputs = model(batch) */
         CHECK(mxp_op_cross_entropy(g, &loss, logits, labels)); /* loss = loss_fn(outputs) */
-        const float loss_value = *(const float *)loss->value->data;
-        CHECK(mxp_accelerator_backward(accelerator, loss)); /* accelerator.backward(loss) */
-        CHECK(mxp_accelerator_clip_grad_norm(accelerator, 1.0f, NULL));
+        CHECK(mxp_accelerator_backward(accelerator, loss));    /* accelerator.backward(loss) */
+        if (mxp_accelerator_sync_gradients(accelerator))       /* the cycle's last micro-batch */
+            CHECK(mxp_accelerator_clip_grad_norm(accelerator, 1.0f, NULL));
         mxp_step_result r;
         CHECK(mxp_accelerator_step(accelerator, &r)); /* optimizer.step(); zero_grad() */
-        if (step % 100 == 0)
-            printf("step %4lld  loss %.4f  loss scale %g%s\n", (long long)step, (double)loss_value,
-                   (double)r.loss_scale, r.skipped ? "  (skipped: overflow)" : "");
+        if (r.stepped && step % 100 == 0 && mxp_accelerator_is_main_process(accelerator))
+            printf("step %4lld  loss %.4f (over every process)  loss scale %g%s\n", (long long)step,
+                   r.loss, (double)r.loss_scale, r.skipped ? "  (skipped: overflow)" : "");
     }
-    double vloss, vacc;
-    CHECK(mxp_evaluate(model, valid, 256, &vloss, &vacc));
-    printf("%s: test accuracy %.4f, test loss %.4f\n",
-           mxp_precision_name(mxp_accelerator_precision(accelerator)), vacc, vloss);
+    if (mxp_accelerator_is_main_process(accelerator)) { /* every replica holds the same model */
+        double vloss, vacc;
+        CHECK(mxp_evaluate(model, valid, 256, &vloss, &vacc));
+        printf("%s on %d process(es): test accuracy %.4f, test loss %.4f\n",
+               mxp_precision_name(mxp_accelerator_precision(accelerator)),
+               mxp_accelerator_num_processes(accelerator), vacc, vloss);
+    }
 
     mxp_accelerator_free(accelerator);
     mxp_optimizer_free(optimizer);
@@ -90,5 +100,6 @@ int main(int argc, char **argv) {
     mxp_loader_free(validloader);
     mxp_dataset_free(train);
     mxp_dataset_free(valid);
+    mxp_dist_finalize(); /* leave the job together (nothing to do alone) */
     return 0;
 }

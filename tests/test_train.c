@@ -167,10 +167,59 @@ static mxp_model_t *train_tiny(const char *prec, const char *loss_scale, mxp_opt
         mxp_step_result r;
         CHECK(mxp_accelerator_step(acc, &r) == MXP_OK && r.stepped && !r.skipped, "step %d applied",
               step);
+        CHECK(fabs(r.loss - losses[step]) <= 1e-6 * fabs(losses[step]),
+              "step %d: the step's loss %.9g, the micro-batches' mean %.9g", step, r.loss,
+              (double)losses[step]);
     }
     mxp_accelerator_free(acc);
     mxp_optimizer_free(opt);
     return m;
+}
+
+/* A cycle the data cut short (end_cycle after 2 of 3 micro-batches): its loss is the mean of
+ * the 2, and clip_grad_norm before the cycle is complete leaves the gradients alone. */
+static void test_short_cycle(void) {
+    mxp_model_t *m = tiny_mlp();
+    mxp_optim_config oc;
+    mxp_optim_config_default(&oc, MXP_OPTIM_ADAMW);
+    mxp_optimizer_t *opt;
+    mxp_optimizer_create(&opt, &oc);
+    mxp_accelerator_options ao;
+    mxp_accelerator_options_init(&ao);
+    ao.mixed_precision = "bf16";
+    ao.grad_accum = 3;
+    mxp_accelerator_t *acc;
+    CHECK(mxp_accelerator_create(&acc, &ao) == MXP_OK &&
+              mxp_accelerator_prepare(acc, m, opt, NULL, NULL) == MXP_OK,
+          "accelerator: %s", mxp_last_error());
+    const float *x = F("mlp.x");
+    const int32_t *y = fixture_i32(&fx, "mlp.labels", NULL);
+    double sum = 0;
+    for (int part = 0; part < 2; part++) {
+        mxp_graph_t *g = mxp_accelerator_graph(acc);
+        mxp_graph_reset(g);
+        mxp_tensor xt;
+        mxp_tensor_wrap(&xt, (void *)(x + part * 4 * 20), MXP_DTYPE_F32, 4,
+                        (int64_t[]){4, 1, 1, 20}, NULL);
+        mxp_var *xv = mxp_graph_input(g, &xt), *logits, *loss;
+        CHECK(mxp_model_forward(m, g, xv, &logits) == MXP_OK &&
+                  mxp_op_cross_entropy(g, &loss, logits, y + part * 4) == MXP_OK &&
+                  mxp_accelerator_backward(acc, loss) == MXP_OK,
+              "micro-batch %d: %s", part, mxp_last_error());
+        sum += *(float *)loss->value->data;
+        float norm = 0.0f;
+        CHECK(mxp_accelerator_clip_grad_norm(acc, 1.0f, &norm) == MXP_OK && isnan(norm),
+              "clip in the middle of a cycle measures nothing (norm %g)", (double)norm);
+    }
+    mxp_accelerator_end_cycle(acc);
+    mxp_step_result r;
+    CHECK(mxp_accelerator_step(acc, &r) == MXP_OK && r.stepped && !r.skipped && r.grad_norm > 0.0f,
+          "the short cycle is stepped (norm %g)", (double)r.grad_norm);
+    CHECK(fabs(r.loss - sum / 2) <= 1e-9, "short cycle loss %.9g, want the mean of 2: %.9g", r.loss,
+          sum / 2);
+    mxp_accelerator_free(acc);
+    mxp_optimizer_free(opt);
+    mxp_model_free(m);
 }
 
 static void compare_losses(const char *what, const float *got, const char *ref_name, double tol) {
@@ -357,7 +406,7 @@ static void test_schedule(void) {
 static void test_args(void) {
     mxp_trainer_args a;
     mxp_trainer_args_default(&a);
-    CHECK(!strcmp(a.model, "cnn") && !strcmp(a.mixed_precision, "bf16"), "defaults");
+    CHECK(!strcmp(a.model, "cnn") && !a.mixed_precision[0], "defaults");
     CHECK(mxp_trainer_args_set(&a, "batch-size", "-3") == MXP_ERR_INVALID_ARG &&
               strstr(mxp_last_error(), "batch-size") && strstr(mxp_last_error(), "-3"),
           "negative batch size: %s", mxp_last_error());
@@ -414,6 +463,35 @@ static void test_env(void) {
           "accumulation from the environment; precision defaults to no");
     mxp_accelerator_free(acc);
     unsetenv("MIXPREC_GRAD_ACCUM");
+    /* the scaler settings mixprec launch exports from a config file */
+    setenv("MIXPREC_MIXED_PRECISION", "fp16", 1);
+    setenv("MIXPREC_INIT_SCALE", "1024", 1);
+    setenv("MIXPREC_GROWTH_INTERVAL", "7", 1);
+    setenv("MIXPREC_HYSTERESIS", "3", 1);
+    CHECK(mxp_accelerator_create(&acc, &o) == MXP_OK &&
+              mxp_accelerator_scaler(acc)->scale == 1024.0f &&
+              mxp_accelerator_scaler(acc)->cfg.growth_interval == 7 &&
+              mxp_accelerator_scaler(acc)->cfg.hysteresis == 3,
+          "scaler settings from the environment");
+    mxp_accelerator_free(acc);
+    o.init_scale = 8.0f; /* an option beats the environment */
+    CHECK(mxp_accelerator_create(&acc, &o) == MXP_OK && mxp_accelerator_scaler(acc)->scale == 8.0f,
+          "init scale option over the environment");
+    mxp_accelerator_free(acc);
+    o.init_scale = 0.0f;
+    setenv("MIXPREC_INIT_SCALE", "1e-50", 1); /* positive, but 0 as a float */
+    CHECK(mxp_accelerator_create(&acc, &o) == MXP_ERR_INVALID_ARG &&
+              strstr(mxp_last_error(), "MIXPREC_INIT_SCALE=1e-50"),
+          "an init scale that rounds to 0 is refused: %s", mxp_last_error());
+    setenv("MIXPREC_INIT_SCALE", "1024", 1);
+    setenv("MIXPREC_GROWTH_INTERVAL", "-2", 1);
+    CHECK(mxp_accelerator_create(&acc, &o) == MXP_ERR_INVALID_ARG &&
+              strstr(mxp_last_error(), "MIXPREC_GROWTH_INTERVAL=-2"),
+          "bad growth interval named: %s", mxp_last_error());
+    unsetenv("MIXPREC_MIXED_PRECISION");
+    unsetenv("MIXPREC_INIT_SCALE");
+    unsetenv("MIXPREC_GROWTH_INTERVAL");
+    unsetenv("MIXPREC_HYSTERESIS");
 }
 
 int main(void) {
@@ -425,6 +503,7 @@ int main(void) {
     test_scaler_gradscaler();
     test_scaler_hysteresis();
     test_tiny_mlp();
+    test_short_cycle();
     test_skip_and_ablation();
     test_schedule();
     test_args();

@@ -120,6 +120,17 @@ static inline const char *tpath(const char *name) {
     return p;
 }
 
+/* tmpdir/name holding text (the test stops with status 2 if it cannot be written); its path */
+static inline const char *tmp_text(const char *name, const char *text) {
+    const char *path = tpath(name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    return path;
+}
+
 static inline int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)flag, (void)ftw;
     return remove(path);

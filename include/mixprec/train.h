@@ -45,7 +45,11 @@ extern "C" {
 /* ---- the accelerator ----------------------------------------------------------- */
 
 /* Unset fields (NULL, -1, 0 as noted) are taken from the environment variable
- * named, else the default. */
+ * named, else the default. `mixprec launch` sets those variables from its
+ * flags and config file; MIXPREC_INIT_SCALE, MIXPREC_GROWTH_INTERVAL and
+ * MIXPREC_HYSTERESIS stand for the three scaler fields below. Creating an
+ * accelerator joins the MPI job when the process was launched as one of
+ * several (mxp_dist_init). */
 typedef struct mxp_accelerator_options {
     const char
         *mixed_precision;    /* "no" | "fp16" | "bf16"; NULL: MIXPREC_MIXED_PRECISION, else "no" */
@@ -80,10 +84,13 @@ MXP_API void mxp_accelerator_free(mxp_accelerator_t *acc);
 /* accelerator.prepare(model, optimizer, train_loader, valid_loader): switch
  * the model to the working dtype (with or without fp32 master weights), bind
  * the optimizer to it. The loaders (either may be NULL) are part of the
- * signature, as in accelerate; in one process they are used as they are
- * (sharding by rank belongs to data parallelism, not yet here).
+ * signature, as in accelerate. In a job of several processes (mixprec
+ * launch), the training loader is sharded by rank (mxp_loader_shard: every
+ * rank must have created it alike) and rank 0's weights are broadcast to
+ * every rank; the validation loader is left whole. Alone, nothing changes.
  * Retains model and optimizer, which must outlive the accelerator.
- * Errors: MXP_ERR_INVALID_ARG (prepared twice), from the callees. */
+ * Errors: MXP_ERR_INVALID_ARG (prepared twice, a loader too small to shard),
+ * MXP_ERR_DIST (MPI), from the callees. */
 MXP_API mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model,
                                            mxp_optimizer_t *opt, mxp_loader_t *train,
                                            mxp_loader_t *valid);
@@ -109,9 +116,13 @@ MXP_API mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loade
                                                const int32_t **x, const int32_t **y, int64_t *b,
                                                int64_t *T);
 
-/* accelerator.backward(loss): backward from the fp32 scalar loss with the
- * seed loss_scale / grad_accum, adding into the parameters' gradients.
- * Errors: from mxp_graph_backward. */
+/* accelerator.backward(loss): backward from the scalar loss with the seed
+ * loss_scale / grad_accum, times this rank's share of the global micro-batch
+ * in a job of several processes (so that the all-reduced sum is the global
+ * mean), adding into the parameters' gradients. The share is that of the
+ * batch last read by mxp_accelerator_next_batch / next_tokens (a batch read
+ * from the loader directly counts 1, as alone). Errors: MXP_ERR_INVALID_ARG
+ * (not a scalar), from mxp_graph_backward. */
 MXP_API mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *loss);
 
 /* 1 when the micro-batch just backpropagated completes a gradient
@@ -124,11 +135,15 @@ MXP_API int mxp_accelerator_sync_gradients(const mxp_accelerator_t *acc);
  * Trainer does at an epoch's end). Nothing happens when no micro-batch is pending. */
 MXP_API void mxp_accelerator_end_cycle(mxp_accelerator_t *acc);
 
-/* The global norm of the unscaled gradients (one pass that also detects
- * inf/NaN), and clip them to max_norm (> 0; 0 = only measure) by folding the
+/* At the end of an accumulation cycle (mxp_accelerator_sync_gradients):
+ * the global norm of the unscaled gradients (one pass that also detects
+ * inf/NaN; in a job of several processes after they are summed over the
+ * ranks and with the overflow flag agreed, so every rank clips and skips
+ * alike), and clip them to max_norm (> 0; 0 = only measure) by folding the
  * coefficient into the update. *norm (optional) gets the norm before clipping
- * (NaN on overflow). Meant to be called at a sync point, before step.
- * Errors: MXP_ERR_INVALID_ARG (max_norm < 0). */
+ * (NaN on overflow). Before step. In the middle of a cycle it does nothing
+ * (*norm = NaN): a partial sum must neither be all-reduced nor checked.
+ * Errors: MXP_ERR_INVALID_ARG (max_norm < 0), MXP_ERR_DIST (MPI). */
 MXP_API mxp_status mxp_accelerator_clip_grad_norm(mxp_accelerator_t *acc, float max_norm,
                                                   float *norm);
 
@@ -141,6 +156,11 @@ typedef struct mxp_step_result {
     int have_stats;          /* the two fractions below were counted on this step */
     double zero_grad_frac;   /* weight-gradient values that are zero in the working dtype */
     double lost_update_frac; /* nonzero updates that rounding to the working dtype loses */
+    double loss;             /* the cycle's loss: the mean over its micro-batches of each one's
+                                loss, over every rank's samples of it */
+    size_t comm_bytes;       /* bytes this rank handed to MPI for the step (0 alone): the
+                                gradients in the working dtype and two doubles */
+    double comm_s;           /* seconds this rank spent in those collectives */
 } mxp_step_result;
 
 /* optimizer.step() + zero_grad(): at the end of an accumulation cycle, check
@@ -159,6 +179,11 @@ MXP_API const mxp_scaler *mxp_accelerator_scaler(const mxp_accelerator_t *acc);
 MXP_API int mxp_accelerator_master_weights(const mxp_accelerator_t *acc);
 MXP_API int mxp_accelerator_grad_accum(const mxp_accelerator_t *acc);
 MXP_API int64_t mxp_accelerator_applied_steps(const mxp_accelerator_t *acc);
+/* accelerate's process_index, num_processes, is_main_process (rank 0): the
+ * job this accelerator joined (0, 1, 1 alone). */
+MXP_API int mxp_accelerator_process_index(const mxp_accelerator_t *acc);
+MXP_API int mxp_accelerator_num_processes(const mxp_accelerator_t *acc);
+MXP_API int mxp_accelerator_is_main_process(const mxp_accelerator_t *acc);
 
 /* What a checkpoint must carry for the accelerator to continue exactly where
  * it stopped (at an optimizer-step boundary). */
@@ -215,7 +240,7 @@ typedef struct mxp_trainer_args {
     char data[512];          /* "" = the model's default: "fashion-mnist" (the Debian package's
                                 directory) or an IDX dir for mlp and cnn; for gpt "fortunes",
                                 a text file or directory, llm.c .bin shards (mxp_text_load) */
-    char mixed_precision[8]; /* "" = from the environment / accelerator default */
+    char mixed_precision[8]; /* "" = MIXPREC_MIXED_PRECISION, else bf16 */
     int master_weights;      /* -1 unset, 0, 1 */
     char loss_scale[32];     /* "" unset, "dynamic" or N */
     int hysteresis;          /* 0 = default */
@@ -257,11 +282,12 @@ typedef struct mxp_trainer_args {
     int64_t eval_batches; /* evaluate on the first N batches of the split; 0 = all of it */
 } mxp_trainer_args;
 
-/* The defaults of `mixprec train`: cnn, bf16, AdamW lr 1e-3, cosine with 100
+/* The defaults of `mixprec train`: cnn, AdamW lr 1e-3, cosine with 100
  * warmup steps, 5 epochs, clip 1.0, seed 42, log every 1 step, numerics
- * counted every 50 steps; data, batch size and the gpt sizes are left 0 / ""
- * and resolved per model when the run starts (fashion-mnist and 128 for mlp
- * and cnn, fortunes and 8 for gpt). */
+ * counted every 50 steps; the precision, data, batch size and the gpt sizes
+ * are left "" / 0 and resolved when the run starts: MIXPREC_MIXED_PRECISION
+ * (set by mixprec launch) else bf16; fashion-mnist and 128 for mlp and cnn,
+ * fortunes and 8 for gpt. */
 MXP_API void mxp_trainer_args_default(mxp_trainer_args *a);
 
 /* Set one argument from text: the key is an option name without dashes
@@ -316,6 +342,9 @@ typedef struct mxp_checkpoint_meta {
     char mixprec_version[32]; /* read: the version that wrote it; ignored when saving */
     char mixed_precision[8];  /* "no" | "fp16" | "bf16" */
     int master_weights;
+    int processes;   /* the processes of the job that trained it (config.json "processes",
+                        written when > 1; 1 when absent): its global batch is processes times
+                        the batch size */
     float mean, std; /* the data normalisation the model was trained with */
     int have_args;   /* args is meaningful */
     mxp_trainer_args args;
@@ -327,7 +356,7 @@ typedef struct mxp_checkpoint_meta {
     mxp_train_state state;
 } mxp_checkpoint_meta;
 
-/* Zero everything; mixed_precision "no", master_weights 1, std 1. */
+/* Zero everything; mixed_precision "no", master_weights 1, processes 1, std 1. */
 MXP_API void mxp_checkpoint_meta_init(mxp_checkpoint_meta *meta);
 
 /* Write checkpoint directory dir (its parent must exist; an existing dir is
@@ -409,7 +438,11 @@ typedef struct mxp_train_summary {
         double fwd_s, bwd_s;
         int64_t calls;
     } profile[16];
-    double tokens_per_s; /* gpt: samples_per_s times the block; 0 otherwise */
+    double tokens_per_s;        /* gpt: samples_per_s times the block; 0 otherwise */
+    int processes;              /* the job's processes (data parallel ranks); samples_per_s counts
+                                   every rank's samples */
+    size_t comm_bytes_per_step; /* bytes each rank handed to MPI per optimizer step (0 alone) */
+    double comm_s;              /* seconds rank 0 spent in collectives over the run */
 } mxp_train_summary;
 
 typedef struct mxp_train_event {
@@ -427,7 +460,12 @@ typedef void (*mxp_train_callback)(const mxp_train_event *ev, void *user);
 /* Run a whole training job: load the data, build the model, train for
  * epochs (or max_steps), evaluate on the test split after every epoch, write
  * the JSON lines of DESIGN.md "Metrics" to a->log, call cb (optional) on each
- * event. *summary (optional) receives the end summary. Errors: one line each,
+ * event. In a job of several processes (mixprec launch) every rank calls it
+ * alike and trains its share; rank 0 alone gets the callbacks, writes the
+ * log, evaluates (the summary's test fields are meaningful there only) and
+ * saves checkpoints. A rank whose call fails must end the job
+ * (mxp_dist_abort), not return normally: the others would wait for it in the
+ * next all-reduce. *summary (optional) receives the end summary. Errors: one line each,
  * from the data (a missing dataset names the apt package), the arguments and
  * the engine; a non-finite loss in fp32/bf16 mode without a loss scaler is
  * MXP_ERR_NONFINITE naming the step. */

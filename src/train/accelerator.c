@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "autograd/autograd_impl.h"
 #include "base/base_impl.h"
+#include "mixprec/dist.h"
 #include "mixprec/train.h"
 
 struct mxp_accelerator {
@@ -34,6 +36,15 @@ struct mxp_accelerator {
     int64_t applied;     /* optimizer steps applied */
     int64_t cycles;      /* optimizer steps applied or skipped */
     int64_t micro_total; /* micro-batches ever: seeds dropout */
+    /* data parallelism (mxp_dist): this rank's share of the micro-batch being read, as the
+     * weight of its gradients in the global mean; the cycle's loss, weighted likewise */
+    int rank, world;
+    double weight;
+    double loss_sum;   /* sum over the cycle's micro-batches of weight * loss (this rank) */
+    int loss_n;        /* micro-batches in loss_sum (fewer than grad_accum after end_cycle) */
+    int reduced;       /* the gradients of this cycle were all-reduced */
+    size_t comm_bytes; /* handed to MPI this cycle */
+    double comm_s;     /* seconds in collectives this cycle */
 };
 
 void mxp_accelerator_options_init(mxp_accelerator_options *o) {
@@ -63,6 +74,30 @@ static mxp_status parse_int_env(const char *env, int *out) {
     if (*end || v < 1 || v > 1 << 20)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s=%s: expected a positive integer", env, e);
     *out = (int)v;
+    return MXP_OK;
+}
+
+static mxp_status parse_i64_env(const char *env, int64_t *out) {
+    const char *e = getenv(env);
+    if (!e || !*e) return MXP_OK;
+    char *end;
+    long long v = strtoll(e, &end, 10);
+    if (*end || v < 1)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s=%s: expected a positive integer", env, e);
+    *out = v;
+    return MXP_OK;
+}
+
+static mxp_status parse_scale_env(const char *env, float *out) {
+    const char *e = getenv(env);
+    if (!e || !*e) return MXP_OK;
+    char *end;
+    const double v = strtod(e, &end);
+    /* checked on the float kept: 1e-50 would round to 0; 3.00000001e38, what 3e38 rounds to
+     * and prints back as, is accepted */
+    if (*end || !(v > 0.0) || v > 3.4e38 || !((float)v > 0.0f) || (float)v > 3.0e38f)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s=%s: expected a positive number", env, e);
+    *out = (float)v;
     return MXP_OK;
 }
 
@@ -101,7 +136,7 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
         } else {
             char *end;
             const double v = strtod(ls, &end);
-            if (*end || !(v > 0.0) || !isfinite(v) || v > 3.0e38)
+            if (*end || !(v > 0.0) || !isfinite(v) || v > 3.0e38 || !((float)v > 0.0f))
                 return MXP_FAIL(MXP_ERR_INVALID_ARG,
                                 "loss scale '%s' (%s): expected 'dynamic' or a positive number", ls,
                                 from);
@@ -110,9 +145,17 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
             sc.init_scale = (float)v;
         }
     }
-    if (o->init_scale > 0.0f && sc.dynamic) sc.init_scale = o->init_scale;
-    if (o->growth_interval > 0) sc.growth_interval = o->growth_interval;
-    if (o->hysteresis > 0) sc.hysteresis = o->hysteresis;
+    float init_scale = o->init_scale;
+    if (init_scale <= 0.0f) MXP_TRY(parse_scale_env("MIXPREC_INIT_SCALE", &init_scale));
+    if (init_scale > 0.0f && sc.dynamic) sc.init_scale = init_scale;
+    if (o->growth_interval > 0)
+        sc.growth_interval = o->growth_interval;
+    else
+        MXP_TRY(parse_i64_env("MIXPREC_GROWTH_INTERVAL", &sc.growth_interval));
+    if (o->hysteresis > 0)
+        sc.hysteresis = o->hysteresis;
+    else
+        MXP_TRY(parse_int_env("MIXPREC_HYSTERESIS", &sc.hysteresis));
     sc.max_scale = o->max_scale;
     sc.min_scale = o->min_scale > 0.0f ? o->min_scale : 1.0f; /* DeepSpeed's min_loss_scale */
     if (o->min_scale <= 0.0f && sc.max_scale > 0.0f && sc.min_scale > sc.max_scale)
@@ -125,6 +168,7 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
     int threads = o->num_threads;
     if (threads <= 0) MXP_TRY(parse_int_env("MIXPREC_NUM_THREADS", &threads));
     if (threads > 0) MXP_TRY(mxp_set_num_threads(threads));
+    MXP_TRY(mxp_dist_init()); /* joins the job when mixprec launch / mpirun started several */
 
     mxp_accelerator_t *acc = mxp_alloc(sizeof *acc);
     if (!acc) return MXP_FAIL(MXP_ERR_NOMEM, "accelerator");
@@ -136,6 +180,9 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
     acc->stats_every = o->stats_every;
     acc->seed = o->seed;
     acc->clip_coef = 1.0f;
+    acc->rank = mxp_dist_rank();
+    acc->world = mxp_dist_world();
+    acc->weight = 1.0;
     mxp_status st = mxp_scaler_init(&acc->scaler, &sc);
     if (st == MXP_OK) st = mxp_graph_create(&acc->graph, acc->work);
     if (st != MXP_OK) {
@@ -158,15 +205,16 @@ mxp_status mxp_accelerator_prepare(mxp_accelerator_t *acc, mxp_model_t *model, m
     if (!acc || !model || !opt)
         return MXP_FAIL(MXP_ERR_INVALID_ARG, "prepare: NULL model or optimizer");
     if (acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "prepare was already called");
+    /* each rank reads its share of every global batch of the training data; the validation
+     * loader is left whole (mxp_evaluate reads a dataset, on whichever rank evaluates) */
+    if (train && acc->world > 1) MXP_TRY(mxp_loader_shard(train, acc->rank, acc->world));
+    (void)valid;
     MXP_TRY(mxp_model_set_precision(model, acc->work, acc->master_weights));
+    MXP_TRY(mxp_dist_broadcast_params(model)); /* every rank starts from rank 0's weights */
     MXP_TRY(mxp_optimizer_bind(opt, model));
     mxp_model_zero_grad(model);
     acc->model = model;
     acc->opt = opt;
-    /* the loaders are taken for accelerate's signature; one process reads them as they
-     * are (sharding them by rank is the data-parallel layer's job) */
-    (void)train;
-    (void)valid;
     return MXP_OK;
 }
 
@@ -177,11 +225,20 @@ void mxp_accelerator_set_schedule(mxp_accelerator_t *acc, const mxp_schedule *s)
 
 mxp_graph_t *mxp_accelerator_graph(mxp_accelerator_t *acc) { return acc->graph; }
 
-/* A micro-batch's fresh graph, its dropout masks keyed by how many came before it. */
+/* A micro-batch's fresh graph, its dropout masks keyed by how many came before it and by
+ * the rank (each rank's samples get masks of their own; rank 0's are a lone process's). */
 static void start_micro(mxp_accelerator_t *acc) {
     mxp_graph_reset(acc->graph);
-    mxp_graph_set_seed(acc->graph,
-                       acc->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)));
+    mxp_graph_set_seed(acc->graph, acc->seed ^
+                                       (0x9e3779b97f4a7c15ull * (uint64_t)(acc->micro_total + 1)) ^
+                                       (0xd1b54a32d192ed03ull * (uint64_t)acc->rank));
+}
+
+/* The share of the global micro-batch that this rank's b samples are: the weight of its
+ * gradients (1 alone, 1/world for equal shares). */
+static void set_weight(mxp_accelerator_t *acc, mxp_loader_t *ld, int64_t b) {
+    const int64_t g = mxp_loader_global_count(ld);
+    acc->weight = acc->world > 1 && b > 0 && g > 0 ? (double)b / (double)g : 1.0;
 }
 
 mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, mxp_var **x,
@@ -197,6 +254,7 @@ mxp_status mxp_accelerator_next_batch(mxp_accelerator_t *acc, mxp_loader_t *ld, 
     int32_t *y = mxp_arena_alloc(mxp_graph_arena(acc->graph), (size_t)cap * sizeof *y);
     if (!y) return MXP_FAIL(MXP_ERR_NOMEM, "batch labels");
     MXP_TRY(mxp_loader_next(ld, xt->data, acc->work, y, b));
+    set_weight(acc, ld, *b);
     xt->shape[0] = *b; /* a short last batch: the same storage, fewer rows */
     *x = mxp_graph_input(acc->graph, xt);
     if (!*x) return MXP_FAIL(MXP_ERR_NOMEM, "graph arena");
@@ -214,6 +272,7 @@ mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loader_t *ld,
     int32_t *yt = mxp_arena_alloc(mxp_graph_arena(acc->graph), n * sizeof *yt);
     if (!xt || !yt) return MXP_FAIL(MXP_ERR_NOMEM, "token batch");
     MXP_TRY(mxp_loader_next_tokens(ld, xt, yt, b));
+    set_weight(acc, ld, *b);
     *x = xt;
     *y = yt;
     *T = ds->block;
@@ -223,8 +282,16 @@ mxp_status mxp_accelerator_next_tokens(mxp_accelerator_t *acc, mxp_loader_t *ld,
 mxp_status mxp_accelerator_backward(mxp_accelerator_t *acc, mxp_var *loss) {
     if (!acc || !loss) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward: NULL argument");
     if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward before prepare");
-    const float seed = acc->scaler.scale / (float)acc->grad_accum;
+    if (mxp_tensor_numel(loss->value) != 1)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG, "backward: the loss must be a scalar");
+    float lv = 0.0f;
+    MXP_TRY(mxp_convert(&lv, MXP_DTYPE_F32, loss->value->data, loss->value->dtype, 1));
+    float seed = acc->scaler.scale / (float)acc->grad_accum;
+    if (acc->weight != 1.0) seed = (float)((double)seed * acc->weight);
     MXP_TRY(mxp_graph_backward(acc->graph, loss, seed));
+    acc->loss_sum += acc->weight * (double)lv;
+    acc->loss_n++;
+    acc->weight = 1.0; /* the share belongs to the micro-batch the accelerator read */
     acc->micro++;
     acc->micro_total++;
     return MXP_OK;
@@ -238,11 +305,39 @@ void mxp_accelerator_end_cycle(mxp_accelerator_t *acc) {
     if (acc->micro > 0) acc->micro = acc->grad_accum;
 }
 
+/* The cycle's gradients summed over the ranks (once), then their unscaled norm and the
+ * overflow check, agreed by every rank together with the cycle's loss. Alone: the norm. */
+static mxp_status measure(mxp_accelerator_t *acc) {
+    if (acc->world > 1 && !acc->reduced) {
+        const double t = mxp_graph_clock();
+        MXP_TRY(mxp_dist_allreduce_grads(acc->model, &acc->comm_bytes));
+        acc->reduced = 1;
+        acc->comm_s += mxp_graph_clock() - t;
+    }
+    MXP_TRY(mxp_grad_norm(acc->model, 1.0f / acc->scaler.scale, &acc->norm, &acc->found_inf));
+    if (acc->world > 1) {
+        /* the summed gradients are the same on every rank, so is the flag; agreeing on it
+         * costs one small message and guards against a reduction that is not */
+        const double t = mxp_graph_clock();
+        double v[2] = {acc->found_inf ? 1.0 : 0.0, acc->loss_sum};
+        MXP_TRY(mxp_dist_allreduce_sum(v, 2));
+        acc->found_inf = v[0] > 0.0;
+        acc->loss_sum = v[1];
+        acc->comm_bytes += sizeof v;
+        acc->comm_s += mxp_graph_clock() - t;
+    }
+    acc->norm_done = 1;
+    return MXP_OK;
+}
+
 mxp_status mxp_accelerator_clip_grad_norm(mxp_accelerator_t *acc, float max_norm, float *norm) {
     if (!acc || !(max_norm >= 0.0f)) return MXP_FAIL(MXP_ERR_INVALID_ARG, "max norm must be >= 0");
     if (!acc->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "clip_grad_norm before prepare");
-    MXP_TRY(mxp_grad_norm(acc->model, 1.0f / acc->scaler.scale, &acc->norm, &acc->found_inf));
-    acc->norm_done = 1;
+    if (acc->micro < acc->grad_accum) { /* the cycle's gradients are not complete yet */
+        if (norm) *norm = NAN;
+        return MXP_OK;
+    }
+    if (!acc->norm_done) MXP_TRY(measure(acc));
     acc->clip_coef = max_norm > 0.0f && !acc->found_inf ? mxp_clip_coef(acc->norm, max_norm) : 1.0f;
     if (norm) *norm = acc->norm;
     return MXP_OK;
@@ -270,11 +365,13 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
         if (res) *res = r;
         return MXP_OK;
     }
-    if (!acc->norm_done)
-        MXP_TRY(mxp_grad_norm(acc->model, 1.0f / acc->scaler.scale, &acc->norm, &acc->found_inf));
+    if (!acc->norm_done) MXP_TRY(measure(acc));
     r.stepped = 1;
     r.grad_norm = acc->norm;
     r.loss_scale = acc->scaler.scale;
+    r.loss = acc->loss_n ? acc->loss_sum / (double)acc->loss_n : NAN;
+    r.comm_bytes = acc->comm_bytes;
+    r.comm_s = acc->comm_s;
     const float grad_mul = acc->clip_coef / acc->scaler.scale;
     const int stats = acc->stats_every > 0 && acc->cycles % acc->stats_every == 0;
     if (stats && !acc->found_inf) MXP_TRY(zero_grad_fraction(acc->model, &r.zero_grad_frac));
@@ -309,6 +406,11 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
     acc->norm_done = 0;
     acc->found_inf = 0;
     acc->clip_coef = 1.0f;
+    acc->loss_sum = 0.0;
+    acc->loss_n = 0;
+    acc->reduced = 0;
+    acc->comm_bytes = 0;
+    acc->comm_s = 0.0;
     if (res) *res = r;
     return MXP_OK;
 }
@@ -367,6 +469,9 @@ const mxp_scaler *mxp_accelerator_scaler(const mxp_accelerator_t *acc) { return 
 int mxp_accelerator_master_weights(const mxp_accelerator_t *acc) { return acc->master_weights; }
 int mxp_accelerator_grad_accum(const mxp_accelerator_t *acc) { return acc->grad_accum; }
 int64_t mxp_accelerator_applied_steps(const mxp_accelerator_t *acc) { return acc->applied; }
+int mxp_accelerator_process_index(const mxp_accelerator_t *acc) { return acc->rank; }
+int mxp_accelerator_num_processes(const mxp_accelerator_t *acc) { return acc->world; }
+int mxp_accelerator_is_main_process(const mxp_accelerator_t *acc) { return acc->rank == 0; }
 
 void mxp_accelerator_memory(const mxp_accelerator_t *acc, mxp_memory_report *r) {
     memset(r, 0, sizeof *r);

@@ -27,6 +27,7 @@
 void mxp_checkpoint_meta_init(mxp_checkpoint_meta *meta) {
     memset(meta, 0, sizeof *meta);
     snprintf(meta->mixed_precision, sizeof meta->mixed_precision, "no");
+    meta->processes = 1;
     meta->master_weights = 1;
     meta->std = 1.0f;
 }
@@ -97,6 +98,8 @@ static char *config_text(const mxp_model_t *m, const mxp_checkpoint_meta *meta) 
             json_array_append_new(v, json_integer(meta->chars[i]));
         json_object_set_new(json_object_get(root, "data"), "vocab", v);
     }
+    if (meta->processes > 1) /* written only for a job of several: 1 is the default */
+        json_object_set_new(root, "processes", json_integer(meta->processes));
     if (meta->have_args) {
         json_t *args = json_object();
         if (args) mxp_trainer_args_each(&meta->args, add_arg, args);
@@ -404,6 +407,11 @@ static mxp_status parse_config(const char *path, json_t *root, mxp_checkpoint_me
     if (mw && !json_is_boolean(mw))
         return MXP_FAIL(MXP_ERR_FORMAT, "%s: \"master_weights\" must be true or false", path);
     meta->master_weights = mw ? json_is_true(mw) : 1;
+    if (json_object_get(root, "processes")) {
+        int64_t np = 1;
+        MXP_TRY(get_int(path, root, "processes", 1, 1 << 20, &np));
+        meta->processes = (int)np;
+    }
     json_t *args = json_object_get(root, "training_args");
     if (args) {
         MXP_TRY(parse_args(path, args, &meta->args));

@@ -15,12 +15,12 @@
 
 #include "autograd/autograd_impl.h"
 #include "base/base_impl.h"
+#include "mixprec/dist.h"
 #include "mixprec/train.h"
 
 void mxp_trainer_args_default(mxp_trainer_args *a) {
     memset(a, 0, sizeof *a);
     snprintf(a->model, sizeof a->model, "cnn");
-    snprintf(a->mixed_precision, sizeof a->mixed_precision, "bf16");
     a->master_weights = -1;
     snprintf(a->optimizer, sizeof a->optimizer, "adamw");
     a->weight_decay = -1.0f;
@@ -324,10 +324,12 @@ typedef struct run {
     char resume_dir[4096];
     char last_saved[4096]; /* the newest checkpoint this run wrote or resumed, "" if none */
     int64_t saved_step;    /* its step (-1: none) */
+    int rank, world;       /* the data-parallel job (0 of 1 alone): rank 0 logs, evaluates,
+                              reports and saves; every rank trains */
 } run;
 
 static void emit(run *r, mxp_train_event *ev) {
-    if (r->cb) r->cb(ev, r->user);
+    if (r->cb && r->rank == 0) r->cb(ev, r->user);
 }
 
 static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
@@ -349,6 +351,10 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
         mxp_json_num(&o, "zero_grad_frac", res->zero_grad_frac);
         mxp_json_num(&o, "lost_update_frac", res->lost_update_frac);
     }
+    if (r->world > 1) {
+        mxp_json_int(&o, "comm_bytes", (int64_t)res->comm_bytes);
+        mxp_json_num(&o, "comm_s", res->comm_s);
+    }
     mxp_status st = mxp_jsonl_write(r->log, &o);
     mxp_json_free(&o);
     return st;
@@ -357,6 +363,7 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
 static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
     if (step == r->eval_step) return MXP_OK;
     r->eval_step = step;
+    if (r->rank != 0) return MXP_OK; /* rank 0 evaluates the whole split alone */
     double loss, acc;
     MXP_TRY(mxp_evaluate_limit(r->model, r->test_ds, r->gpt ? r->a->batch_size : 256,
                                r->a->eval_batches, &loss, &acc));
@@ -408,6 +415,11 @@ static mxp_status log_summary(run *r) {
     if (s->zero_grad_frac >= 0.0) mxp_json_num(&o, "zero_grad_frac", s->zero_grad_frac);
     if (s->lost_update_frac >= 0.0) mxp_json_num(&o, "lost_update_frac", s->lost_update_frac);
     mxp_json_int(&o, "params", s->params);
+    mxp_json_int(&o, "processes", s->processes);
+    if (s->processes > 1) {
+        mxp_json_int(&o, "comm_bytes_per_step", (int64_t)s->comm_bytes_per_step);
+        mxp_json_num(&o, "comm_s", s->comm_s);
+    }
     mxp_json_object_begin(&o, "memory_bytes");
     mxp_json_int(&o, "weights", (int64_t)s->memory.weights);
     mxp_json_int(&o, "master_weights", (int64_t)s->memory.master_weights);
@@ -506,6 +518,13 @@ static mxp_status check_resume(run *r, const mxp_model_config *want) {
                             "order depend on it)",
                             r->resume_dir, (double)was, (double)now);
     }
+    if (cm->processes != r->world)
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "--resume %s: the checkpoint was trained on %d process%s, this run has "
+                        "%d; resume with mixprec launch --num-processes %d (the global batch and "
+                        "the data order depend on it)",
+                        r->resume_dir, cm->processes, cm->processes > 1 ? "es" : "", r->world,
+                        cm->processes);
     if (cm->state.position > r->train_ds->n)
         return MXP_FAIL(MXP_ERR_INVALID_ARG,
                         "--resume %s: the checkpoint stopped at sample %lld of an epoch, but "
@@ -548,6 +567,9 @@ static mxp_status check_resume_save(run *r) {
 static mxp_status setup(run *r) {
     const mxp_trainer_args *a = r->a;
     char dir[4096];
+    MXP_TRY(mxp_dist_init()); /* a job of several processes: which rank this is */
+    r->rank = mxp_dist_rank();
+    r->world = mxp_dist_world();
     /* a fresh run must not mix its checkpoints with an earlier run's: --resume would later
      * take whichever step number is highest */
     if (a->save[0] && !r->resumed && mxp_checkpoint_find(a->save, dir, sizeof dir) == MXP_OK)
@@ -669,7 +691,7 @@ static mxp_status setup(run *r) {
     mxp_schedule sc = {.base_lr = oc.lr, .warmup_steps = a->warmup_steps, .total_steps = total};
     MXP_TRY(mxp_schedule_parse(a->schedule, &sc.kind));
     mxp_accelerator_set_schedule(r->acc, &sc);
-    if (a->log[0]) MXP_TRY(mxp_jsonl_open(&r->log, a->log, r->resumed != NULL));
+    if (a->log[0] && r->rank == 0) MXP_TRY(mxp_jsonl_open(&r->log, a->log, r->resumed != NULL));
     if (r->log && r->resumed) {
         mxp_json o;
         mxp_json_begin(&o);
@@ -708,6 +730,13 @@ static mxp_status make_dirs(const char *path) {
 static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t position) {
     const mxp_trainer_args *a = r->a;
     if (!a->save[0] || step == r->saved_step) return MXP_OK;
+    /* rank 0 saves for the job; first every rank proves it holds the same weights, so the
+     * checkpoint any of them resumes from is theirs */
+    MXP_TRY(mxp_dist_check_params(r->model));
+    if (r->rank != 0) {
+        r->saved_step = step;
+        return MXP_OK;
+    }
     MXP_TRY(make_dirs(a->save));
     char dir[4096];
     if ((size_t)snprintf(dir, sizeof dir, "%s/checkpoint-%lld", a->save, (long long)step) >=
@@ -719,6 +748,7 @@ static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t p
     snprintf(m->mixed_precision, sizeof m->mixed_precision, "%s",
              mxp_precision_name(mxp_accelerator_precision(r->acc)));
     m->master_weights = mxp_accelerator_master_weights(r->acc);
+    m->processes = r->world;
     m->mean = r->gpt ? 0.0f : r->train_ds->mean; /* token ids are not normalised */
     m->std = r->gpt ? 1.0f : r->train_ds->std;
     m->n_chars = r->train_ds->n_chars;
@@ -727,6 +757,7 @@ static mxp_status save_checkpoint(run *r, int64_t step, int64_t epoch, int64_t p
     m->args = *a;
     m->args.resume[0] = '\0';
     m->args.grad_accum = mxp_accelerator_grad_accum(r->acc); /* as resolved (env included) */
+    snprintf(m->args.mixed_precision, sizeof m->args.mixed_precision, "%s", m->mixed_precision);
     m->have_state = 1;
     mxp_accelerator_get_state(r->acc, &m->state.accel);
     m->state.epoch = epoch;
@@ -767,8 +798,7 @@ static mxp_status diverged(run *r, mxp_status st) {
 /* The step state of the loop. */
 typedef struct loop {
     int64_t step;
-    double cycle_loss;
-    int cycle_n;
+    int cycle_n; /* micro-batches backpropagated in the cycle */
     double t_start, t_eval;
 } loop;
 
@@ -781,9 +811,10 @@ static mxp_status finish_step(run *r, loop *L, int64_t epoch) {
     mxp_status st = mxp_accelerator_step(acc, &res);
     if (st != MXP_OK) return diverged(r, st);
     const int64_t step = ++L->step;
-    const double mean_loss = L->cycle_loss / L->cycle_n;
-    L->cycle_loss = 0.0;
+    const double mean_loss = res.loss; /* over the cycle's micro-batches and every rank */
     L->cycle_n = 0;
+    r->sum.comm_bytes_per_step = res.comm_bytes;
+    r->sum.comm_s += res.comm_s;
     if (res.have_stats) {
         r->zero_sum += res.zero_grad_frac;
         r->lost_sum += res.lost_update_frac;
@@ -864,9 +895,8 @@ static mxp_status train_loop(run *r) {
                                 (long long)L.step + 1, lv,
                                 mxp_accelerator_precision(acc) == MXP_PREC_NO ? "fp32" : "bf16"));
             MXP_TRY(mxp_accelerator_backward(acc, loss));
-            L.cycle_loss += lv;
             L.cycle_n++;
-            r->samples += b;
+            r->samples += mxp_loader_global_count(r->train); /* every rank's share */
             if (mxp_accelerator_sync_gradients(acc)) MXP_TRY(finish_step(r, &L, epoch));
         }
         const double te = mxp_graph_clock();
@@ -895,6 +925,11 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     /* the per-model defaults, resolved once: the checkpoints record what was used */
     mxp_trainer_args resolved = *a;
     r.gpt = strcmp(a->model, "gpt") == 0;
+    /* the precision: the flag or argument file, else what mixprec launch set in the
+     * environment (the accelerator reads it), else mixprec train's default */
+    const char *env_mp = getenv("MIXPREC_MIXED_PRECISION");
+    if (!resolved.mixed_precision[0] && !(env_mp && *env_mp))
+        snprintf(resolved.mixed_precision, sizeof resolved.mixed_precision, "bf16");
     if (!resolved.data[0])
         snprintf(resolved.data, sizeof resolved.data, "%s", r.gpt ? "fortunes" : "fashion-mnist");
     if (resolved.batch_size <= 0) resolved.batch_size = r.gpt ? 8 : 128;
@@ -921,6 +956,7 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
         snprintf(s->mixed_precision, sizeof s->mixed_precision, "%s",
                  mxp_precision_name(mxp_accelerator_precision(r.acc)));
         s->master_weights = mxp_accelerator_master_weights(r.acc);
+        s->processes = r.world;
         s->params = mxp_model_numel(r.model);
         mxp_model_describe(r.model, s->model_desc, sizeof s->model_desc);
         if (r.resumed) {

@@ -189,6 +189,10 @@ static void print_summary(const mxp_train_summary *s, const mxp_trainer_args *a)
     else
         printf("speed %.0f samples/s, wall %.1f s, peak RSS %.1f MiB\n", s->samples_per_s,
                s->wall_s, (double)s->peak_rss_bytes / mib);
+    if (s->processes > 1)
+        printf("data parallel: %d processes, %zu bytes all-reduced per step by each, %.2f s in "
+               "collectives on rank 0\n",
+               s->processes, s->comm_bytes_per_step, s->comm_s);
     printf("memory bytes: weights %zu, master weights %zu, grads %zu, optimizer %zu, "
            "activations %zu (+ workspace %zu)\n",
            s->memory.weights, s->memory.master_weights, s->memory.grads, s->memory.optimizer,
@@ -264,11 +268,15 @@ int cmd_train(int argc, char **argv) {
     if (p.tty && !quiet) fputs("\r\033[K", stderr);
     if (st != MXP_OK) {
         /* bad data and settings are the user's to fix: usage status, one line */
-        fprintf(stderr, "mixprec: train: %s\n", lib_msg());
-        return st == MXP_ERR_NOMEM || st == MXP_ERR_BACKEND ? CLI_EXIT_RUNTIME
-               : st == MXP_ERR_NONFINITE                    ? CLI_EXIT_RUNTIME
-                                                            : CLI_EXIT_USAGE;
+        if (mxp_dist_world() > 1) /* each rank speaks for itself */
+            fprintf(stderr, "mixprec: train: rank %d of %d: %s\n", mxp_dist_rank(),
+                    mxp_dist_world(), lib_msg());
+        else
+            fprintf(stderr, "mixprec: train: %s\n", lib_msg());
+        return st == MXP_ERR_NOMEM || st == MXP_ERR_BACKEND    ? CLI_EXIT_RUNTIME
+               : st == MXP_ERR_NONFINITE || st == MXP_ERR_DIST ? CLI_EXIT_RUNTIME
+                                                               : CLI_EXIT_USAGE;
     }
-    print_summary(&s, &a);
+    if (mxp_dist_rank() == 0) print_summary(&s, &a); /* rank 0 reports for the job */
     return CLI_EXIT_OK;
 }

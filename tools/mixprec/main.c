@@ -30,17 +30,24 @@ static const cli_cmd commands[] = {
      cmd_env},
     {"bench", "time GEMM (bench gemm) or bulk conversion against memcpy (bench convert)",
      help_bench, cmd_bench},
+    {"config", "a few questions that write the launch config (like accelerate config)", help_config,
+     cmd_config},
+    {"launch", "run a program or command on N processes (mpirun) with the launch settings",
+     help_launch, cmd_launch},
     {"help", "describe a command: mixprec help CMD", help_help, cmd_help},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
-static const char command_list[] = "train, eval, export, show, formats, inspect, env, bench, help";
+static const char command_list[] =
+    "train, eval, generate, export, show, formats, inspect, env, bench, config, launch, help";
 
 static const cli_cmd *find_command(const char *name) {
     for (int i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0) return &commands[i];
     return NULL;
 }
+
+int cli_is_command(const char *name) { return find_command(name) != NULL; }
 
 static void print_usage(FILE *out) {
     fprintf(out,
@@ -64,6 +71,7 @@ static void print_usage(FILE *out) {
             "  MIXPREC_ISA=NAME          force a kernel family (ref, avx2, avx512, avx512bf16);\n"
             "                            a name this CPU cannot run is an error\n"
             "  MIXPREC_NUM_THREADS=N     kernel threads, 1..1024\n"
+            "  MIXPREC_CONFIG_FILE=FILE  the launch config of mixprec config and launch\n"
             "\n"
             "exit status: 0 success, 1 the library failed at run time (e.g. out of memory),\n"
             "2 bad command line or environment. Errors are one line on stderr.\n"
@@ -152,6 +160,12 @@ int main(int argc, char **argv) {
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
         fprintf(stderr, "mixprec: %s: cannot write the output\n", c->name);
         rc = CLI_EXIT_RUNTIME;
+    }
+    /* one rank of a data-parallel job (mixprec launch): leave it together, or take every
+     * other rank down with this one rather than leave them waiting in a collective */
+    if (mxp_dist_world() > 1) {
+        if (rc != CLI_EXIT_OK) mxp_dist_abort(rc);
+        mxp_dist_finalize();
     }
     return rc;
 }
