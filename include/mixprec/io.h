@@ -1,6 +1,8 @@
 /*
  * mixprec/io.h - files other programs read or write: Trainer-style YAML
- * arguments, JSON-lines metrics and safetensors files.
+ * arguments, JSON-lines metrics, safetensors files, and the launch
+ * configuration of `mixprec config` / `mixprec launch` (accelerate's
+ * default_config.yaml).
  *
  * YAML goes through libyaml; only a flat mapping of scalars is accepted
  * (`bf16: true`, `learning_rate: 3e-4`), which is what a Trainer argument
@@ -161,6 +163,97 @@ MXP_API mxp_status mxp_safetensors_write(const char *path, const mxp_st_entry *e
  * files). Errors: MXP_ERR_IO naming the path and the system error,
  * MXP_ERR_NOMEM. */
 MXP_API mxp_status mxp_file_write_atomic(const char *path, const void *data, size_t n);
+
+/* ---- launch configuration (accelerate's default_config.yaml) ------------------------ */
+/* What `mixprec config` writes and `mixprec launch` reads (docs/LAUNCH.md): a flat
+ * YAML file with accelerate's keys (compute_environment, distributed_type,
+ * num_processes, num_machines, machine_rank, mixed_precision) plus mixprec's
+ * (num_threads, loss_scale, init_scale, growth_interval, hysteresis,
+ * gradient_accumulation_steps). Accelerate keys that mean nothing here (debug,
+ * gpu_ids, use_cpu, main_process_port, ...) are accepted and ignored when
+ * scalar; what mixprec cannot do (MULTI_GPU, several machines, fp8) is refused
+ * by name rather than ignored.
+ *
+ *     mxp_launch_config c;
+ *     if (mxp_launch_config_read(&c, "cfg.yaml") != MXP_OK) puts(mxp_last_error());
+ *     if (c.set & MXP_LAUNCH_KEY_MIXED_PRECISION) setenv("MIXPREC_MIXED_PRECISION", ...);
+ */
+
+/* One bit per key, for mxp_launch_config.set: which keys a file (or
+ * mxp_launch_config_set) gave, so a launcher passes on only those. */
+typedef enum mxp_launch_key {
+    MXP_LAUNCH_KEY_COMPUTE_ENVIRONMENT = 1 << 0,
+    MXP_LAUNCH_KEY_DISTRIBUTED_TYPE = 1 << 1,
+    MXP_LAUNCH_KEY_NUM_PROCESSES = 1 << 2,
+    MXP_LAUNCH_KEY_NUM_MACHINES = 1 << 3,
+    MXP_LAUNCH_KEY_MACHINE_RANK = 1 << 4,
+    MXP_LAUNCH_KEY_MIXED_PRECISION = 1 << 5,
+    MXP_LAUNCH_KEY_NUM_THREADS = 1 << 6,
+    MXP_LAUNCH_KEY_LOSS_SCALE = 1 << 7,
+    MXP_LAUNCH_KEY_INIT_SCALE = 1 << 8,
+    MXP_LAUNCH_KEY_GROWTH_INTERVAL = 1 << 9,
+    MXP_LAUNCH_KEY_HYSTERESIS = 1 << 10,
+    MXP_LAUNCH_KEY_GRAD_ACCUM = 1 << 11 /* the key gradient_accumulation_steps */
+} mxp_launch_key;
+
+typedef struct mxp_launch_config {
+    char compute_environment[32];    /* "LOCAL_MACHINE", the only one */
+    char distributed_type[16];       /* "NO" (1 process) or "MULTI_CPU" (> 1, over MPI); always
+                                        what num_processes implies */
+    int num_processes;               /* 1 .. 1024 */
+    int num_machines;                /* 1: one machine only */
+    int machine_rank;                /* 0 */
+    char mixed_precision[8];         /* "no", "fp16" or "bf16" (default, as mixprec train) */
+    int num_threads;                 /* threads per process; 0 = the cores divided among them */
+    char loss_scale[32];             /* "dynamic" (default) or a positive number (static) */
+    float init_scale;                /* first dynamic scale; default 65536 */
+    int64_t growth_interval;         /* overflow-free steps before the scale doubles; 2000 */
+    int hysteresis;                  /* overflows tolerated before backing off; 1 */
+    int gradient_accumulation_steps; /* micro-batches per optimizer step; 1 = none */
+    unsigned set;                    /* MXP_LAUNCH_KEY_* bits of the keys given */
+} mxp_launch_config;
+
+/* The defaults above, with set = 0. Never fails; c must not be NULL. */
+MXP_API void mxp_launch_config_default(mxp_launch_config *c);
+
+/* Set one key (its name in the file, e.g. "num_processes") from its text, and
+ * its bit in c->set. Setting num_processes re-derives distributed_type. An
+ * ignored accelerate key is accepted and changes nothing. Checks the value
+ * only; whether distributed_type agrees with num_processes is checked by
+ * mxp_launch_config_read. Errors (c unchanged): MXP_ERR_INVALID_ARG with one
+ * line "KEY: 'VALUE' is not ..." saying what is expected, "KEY: not supported
+ * by mixprec: VALUE" for accelerate values mixprec cannot run (MULTI_GPU,
+ * fp8, several machines), or "unknown key 'K' (known: ...)". */
+MXP_API mxp_status mxp_launch_config_set(mxp_launch_config *c, const char *key, const char *value);
+
+/* Defaults, then every key of the flat YAML file at path (mxp_yaml_read_flat).
+ * An explicit distributed_type must agree with num_processes (NO: 1,
+ * MULTI_CPU: more). Errors: MXP_ERR_IO (cannot open, naming the path),
+ * MXP_ERR_FORMAT (not a flat YAML mapping, naming file and line),
+ * MXP_ERR_INVALID_ARG (a bad key or value: one line "PATH:LINE: KEY: ..." as
+ * mxp_launch_config_set words it), MXP_ERR_NOMEM. On error *c holds the
+ * defaults. */
+MXP_API mxp_status mxp_launch_config_read(mxp_launch_config *c, const char *path);
+
+/* Write c to path as YAML: a header comment, accelerate's keys in its
+ * (alphabetical) order, then mixprec's: those set in c->set, the others as
+ * comments showing their defaults (so a launcher passes on only what was
+ * chosen). Creates missing parent directories (mode 0777 less the umask) and
+ * replaces path atomically (mxp_file_write_atomic). Reading the file back gives
+ * the same values. Errors: MXP_ERR_INVALID_ARG (NULL, or c has a value
+ * mxp_launch_config_set would refuse), MXP_ERR_IO naming the directory or
+ * file and the system error, MXP_ERR_NOMEM. */
+MXP_API mxp_status mxp_launch_config_write(const mxp_launch_config *c, const char *path);
+
+/* The default location of the launch configuration into buf (size bytes):
+ * $MIXPREC_CONFIG_FILE when set and not empty, else
+ * $XDG_CONFIG_HOME/mixprec/default_config.yaml when XDG_CONFIG_HOME is an
+ * absolute path, else $HOME/.config/mixprec/default_config.yaml. *from (may be
+ * NULL) gets "MIXPREC_CONFIG_FILE", "XDG_CONFIG_HOME" or "HOME" (static
+ * strings). An explicit --config-file is the caller's business and comes
+ * first. The file need not exist. Errors: MXP_ERR_INVALID_ARG (buf NULL, the
+ * path does not fit in size, or none of the three variables is usable). */
+MXP_API mxp_status mxp_launch_config_path(char *buf, size_t size, const char **from);
 
 #ifdef __cplusplus
 }

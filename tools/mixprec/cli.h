@@ -66,9 +66,25 @@ int cmd_show(int argc, char **argv);
 void help_show(FILE *out);
 int cmd_generate(int argc, char **argv);
 void help_generate(FILE *out);
+int cmd_config(int argc, char **argv);
+void help_config(FILE *out);
+int cmd_launch(int argc, char **argv);
+void help_launch(FILE *out);
 int bench_gemm(int argc, char **argv);
 extern const cli_opt bench_gemm_opts[];
 extern const int bench_gemm_nopts;
+
+/* Whether name is one of the command words of the table in main.c. */
+int cli_is_command(const char *name);
+
+/* The values of a launch config, one "  key: value" line each after `indent`,
+ * for `mixprec config` and `mixprec env`. */
+void cli_print_launch_config(FILE *out, const mxp_launch_config *c, const char *indent);
+
+/* Rewrite the option names among argv[0..argc) from accelerate's spelling to
+ * ours, in place: "--num_processes=4" becomes "--num-processes=4" (the name
+ * only, never a value or a word after `--`). */
+void cli_dashes(int argc, char **argv);
 
 /* Median and best (smallest) of n > 0 timings; sorts t in place. */
 void bench_stats(double *t, int n, double *median, double *best);
