@@ -33,6 +33,7 @@ int mixprec_fuzz_safetensors(const uint8_t *data, size_t size);
 int mixprec_fuzz_idx(const uint8_t *data, size_t size);
 int mixprec_fuzz_yaml_args(const uint8_t *data, size_t size);
 int mixprec_fuzz_config(const uint8_t *data, size_t size);
+int mixprec_fuzz_launch(const uint8_t *data, size_t size);
 
 /* A broken invariant: print what and the library's last error, then abort (libFuzzer saves
  * the input as a crash; the corpus test dies with it). */

@@ -10,7 +10,7 @@
 # (copy it into fuzz/corpus/<target>/ as crash-<what> once the bug is fixed: docs/FUZZING.md).
 #
 # Environment: FUZZ_SECONDS (seconds per target), FUZZ_BUILD_DIR (default build-fuzz),
-# FUZZ_TARGETS (default "safetensors idx yaml_args config"), FUZZ_JOBS (parallel build
+# FUZZ_TARGETS (default "safetensors idx yaml_args config launch"), FUZZ_JOBS (parallel build
 # jobs, default nproc), CC (default clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ seconds=${1:-${FUZZ_SECONDS:-30}}
 case "$seconds" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2; exit 2 ;; esac
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
-targets=${FUZZ_TARGETS:-safetensors idx yaml_args config}
+targets=${FUZZ_TARGETS:-safetensors idx yaml_args config launch}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 cc=${CC:-clang}
 case "$cc" in *clang*) ;; *) cc=clang ;; esac # the gcc of CC=gcc has no libFuzzer
@@ -32,6 +32,7 @@ max_len() {
         idx) echo 4096 ;;
         yaml_args) echo 4096 ;;
         config) echo 8192 ;;
+        launch) echo 4096 ;;
         *) echo 4096 ;;
     esac
 }

@@ -26,10 +26,9 @@ typedef struct target {
 } target;
 
 static const target targets[] = {
-    {"safetensors", mixprec_fuzz_safetensors},
-    {"idx", mixprec_fuzz_idx},
-    {"yaml_args", mixprec_fuzz_yaml_args},
-    {"config", mixprec_fuzz_config},
+    {"safetensors", mixprec_fuzz_safetensors}, {"idx", mixprec_fuzz_idx},
+    {"yaml_args", mixprec_fuzz_yaml_args},     {"config", mixprec_fuzz_config},
+    {"launch", mixprec_fuzz_launch},
 };
 
 static int cmp_names(const void *a, const void *b) {
