@@ -256,7 +256,19 @@ MXP_API mxp_status mxp_dropout_backward(void *dx, const void *dy, const uint8_t 
  *   *n_updated += elements whose fp32 update was nonzero;
  *   *n_lost    += of those, elements where round(work_old + update) in
  *                 work_dtype equals work_old: the update rounding throws away
- *                 when the weights are kept only in work_dtype.
+ *                 when the weights are kept only in work_dtype (without master
+ *                 weights: the stored weight did not move, whatever the rounding).
+ * Stochastic rounding (stochastic != 0; only with master == NULL and work_dtype
+ * F16 or BF16, else MXP_ERR_INVALID_ARG): the new weight w_new (fp32, the old
+ * weight widened plus the update, the same fp32 operations as above) is stored
+ * as mxp_format_encode_sr(format of work_dtype, w_new, r_i), r_i = random word
+ * (sr_offset + i) of the Philox stream keyed by sr_seed (word w is element
+ * w % 4 of mxp_philox4x32(sr_seed, w / 4): mxp_convert_sr's words). Rounds up
+ * with probability (w_new - lo) / (hi - lo), so the expected stored weight is
+ * w_new and updates below half an ulp survive on average. The bits do not
+ * depend on thread count, ISA or how a buffer is split (give each split its
+ * own sr_offset); two updates must not share (sr_seed, word) or their
+ * roundings correlate. stochastic == 0: round to nearest even, sr_* ignored.
  * Arithmetic follows PyTorch's torch.optim (foreach=False) in fp32. */
 typedef struct mxp_update_io {
     float *master; /* (n) or NULL */
@@ -268,6 +280,9 @@ typedef struct mxp_update_io {
     size_t n;
     uint64_t *n_updated; /* optional */
     uint64_t *n_lost;    /* optional */
+    int stochastic;      /* round work stochastically (master == NULL, 16-bit work only) */
+    uint64_t sr_seed;    /* the Philox key of this update */
+    uint64_t sr_offset;  /* element i uses word sr_offset + i */
 } mxp_update_io;
 
 /* SGD as torch.optim.SGD: g += weight_decay * w; with momentum:
@@ -280,7 +295,7 @@ typedef struct mxp_sgd_hparams {
 
 /* momentum_buf (n) fp32, required when momentum != 0 (else may be NULL);
  * first_step != 0 initialises it from g. Errors: MXP_ERR_INVALID_ARG
- * (NULL buffers, overlap), MXP_ERR_DTYPE. */
+ * (NULL buffers, overlap, stochastic with master weights or f32 work), MXP_ERR_DTYPE. */
 MXP_API mxp_status mxp_sgd_update(const mxp_update_io *io, float *momentum_buf,
                                   const mxp_sgd_hparams *h, int first_step);
 
@@ -293,7 +308,7 @@ typedef struct mxp_adamw_hparams {
 } mxp_adamw_hparams;
 
 /* m, v (n) fp32 moments. Errors: MXP_ERR_INVALID_ARG (NULL, step < 1,
- * overlap), MXP_ERR_DTYPE. */
+ * overlap, stochastic with master weights or f32 work), MXP_ERR_DTYPE. */
 MXP_API mxp_status mxp_adamw_update(const mxp_update_io *io, float *m, float *v,
                                     const mxp_adamw_hparams *h);
 

@@ -33,10 +33,20 @@ typedef struct mxp_optim_config {
     float momentum, dampening; /* SGD */
     int nesterov;              /* SGD */
     float beta1, beta2, eps;   /* AdamW */
+    /* Stochastic rounding of 16-bit weights kept without fp32 masters (an ablation, off by
+     * default): each updated weight rounds up or down at random, with probabilities that make
+     * its expected value the exact fp32 result, so updates below half an ulp are not all
+     * lost. Step t (0-based, mxp_optimizer_steps before it) of parameter p draws from
+     * Philox keyed by mxp_optim_sr_key(sr_seed, t), element j of p using word (p's element
+     * offset in the model + j): the weights depend only on the seed and the step, not on
+     * threads, ISA or a resume. Give the run's seed. */
+    int stochastic_rounding;
+    uint64_t sr_seed;
 } mxp_optim_config;
 
 /* SGD: lr 0.01, momentum 0.9, no dampening, no Nesterov, weight decay 0.
  * AdamW: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01 (PyTorch's).
+ * Both: round to nearest even (stochastic_rounding 0, sr_seed 0).
  * Errors: MXP_ERR_INVALID_ARG (unknown kind). */
 MXP_API mxp_status mxp_optim_config_default(mxp_optim_config *c, mxp_optim_kind kind);
 
@@ -53,13 +63,16 @@ MXP_API void mxp_optimizer_free(mxp_optimizer_t *o);
 
 /* Attach to the model's parameters (retained: the model must outlive the
  * optimizer) and allocate the fp32 moments (zero). Call after
- * mxp_model_set_precision. Errors: MXP_ERR_INVALID_ARG (bound twice), MXP_ERR_NOMEM. */
+ * mxp_model_set_precision. Errors: MXP_ERR_INVALID_ARG (bound twice;
+ * stochastic_rounding with a model that is not 16-bit without master weights),
+ * MXP_ERR_NOMEM. */
 MXP_API mxp_status mxp_optimizer_bind(mxp_optimizer_t *o, mxp_model_t *m);
 
 /* Numerics counters accumulated by steps that ask for them. */
 typedef struct mxp_update_stats {
     uint64_t updated; /* elements with a nonzero fp32 update */
-    uint64_t lost;    /* of those, updates that rounding to the working dtype throws away */
+    uint64_t lost;    /* of those, updates that rounding to the working dtype throws away
+                         (without master weights: the stored weight did not move) */
 } mxp_update_stats;
 
 /* One update of every parameter with learning rate lr, reading gradients as
@@ -68,6 +81,11 @@ typedef struct mxp_update_stats {
  * Errors: from the kernels (none for valid state). */
 MXP_API mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_mul,
                                       mxp_update_stats *stats);
+
+/* The Philox key of stochastic rounding at optimizer step `step` (0-based):
+ * a hash of (seed, step), so steps and runs with different seeds draw
+ * different words. */
+MXP_API uint64_t mxp_optim_sr_key(uint64_t seed, int64_t step);
 
 /* Completed steps; bytes of optimizer state (moments). */
 MXP_API int64_t mxp_optimizer_steps(const mxp_optimizer_t *o);

@@ -1,7 +1,9 @@
 /*
  * optim.c - SGD and AdamW over a model's parameters, LR schedules, global
  * gradient norm. The arithmetic lives in the kernels (mxp_sgd_update,
- * mxp_adamw_update); this file owns the moments and walks the parameters.
+ * mxp_adamw_update, which also round stochastically); this file owns the
+ * moments, walks the parameters and hands each step and parameter its
+ * random words.
  */
 #include <math.h>
 #include <string.h>
@@ -92,9 +94,23 @@ void mxp_optimizer_free(mxp_optimizer_t *o) {
     mxp_free(o);
 }
 
+/* 16-bit working weights and no fp32 copy of them: the one setting stochastic rounding fits */
+static int pure_16bit(const mxp_model_t *m) {
+    if (m->work != MXP_DTYPE_BF16 && m->work != MXP_DTYPE_F16) return 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i]->master) return 0;
+    return 1;
+}
+
 mxp_status mxp_optimizer_bind(mxp_optimizer_t *o, mxp_model_t *m) {
     if (!o || !m) return MXP_FAIL(MXP_ERR_INVALID_ARG, "optimizer or model is NULL");
     if (o->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "the optimizer is already bound");
+    if (o->cfg.stochastic_rounding && !pure_16bit(m))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "stochastic rounding applies to 16-bit weights kept without fp32 masters "
+                        "(--master-weights off, bf16 or fp16); this model has %s weights%s",
+                        m->work == MXP_DTYPE_F32 ? "fp32" : mxp_dtype_name(m->work),
+                        m->work == MXP_DTYPE_F32 ? "" : " with fp32 masters");
     const int need_m = o->cfg.kind == MXP_OPTIM_ADAMW || o->cfg.momentum != 0.0f;
     const int need_v = o->cfg.kind == MXP_OPTIM_ADAMW;
     o->n = m->n_params;
@@ -130,8 +146,12 @@ mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_mul,
                               mxp_update_stats *stats) {
     if (!o || !o->model) return MXP_FAIL(MXP_ERR_INVALID_ARG, "the optimizer is not bound");
     const mxp_optim_config *c = &o->cfg;
+    const uint64_t sr_key = c->stochastic_rounding ? mxp_optim_sr_key(c->sr_seed, o->steps) : 0;
+    uint64_t offset = 0; /* the parameter's first element in the model: its first word */
     for (int i = 0; i < o->n; i++) {
         mxp_param *p = o->model->params[i];
+        const size_t n = (size_t)mxp_tensor_numel(p->work);
+        offset += n;
         if (!p->var.has_grad) continue; /* no gradient this step (unused parameter) */
         mxp_update_io io = {.master = p->master ? p->master->data : NULL,
                             .work = p->work->data,
@@ -139,9 +159,12 @@ mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_mul,
                             .grad = p->grad->data,
                             .grad_dtype = p->grad->dtype,
                             .grad_mul = grad_mul,
-                            .n = (size_t)mxp_tensor_numel(p->work),
+                            .n = n,
                             .n_updated = stats ? &stats->updated : NULL,
-                            .n_lost = stats ? &stats->lost : NULL};
+                            .n_lost = stats ? &stats->lost : NULL,
+                            .stochastic = c->stochastic_rounding != 0,
+                            .sr_seed = sr_key,
+                            .sr_offset = offset - n};
         const float wd = p->decay ? c->weight_decay : 0.0f;
         if (c->kind == MXP_OPTIM_SGD) {
             mxp_sgd_hparams h = {.lr = lr,
@@ -162,6 +185,20 @@ mxp_status mxp_optimizer_step(mxp_optimizer_t *o, float lr, float grad_mul,
     }
     o->steps++;
     return MXP_OK;
+}
+
+/* splitmix64's finaliser: a bijection of 64 bits that spreads every input bit over all */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Keyed apart from the other streams of the run's seed (initialisation, dropout, shuffling
+ * use Philox(seed) directly): the seed is mixed with a constant of this use, then the step
+ * is added and mixed again. */
+uint64_t mxp_optim_sr_key(uint64_t seed, int64_t step) {
+    return mix64(mix64(seed ^ 0x5352u /* "SR" */) + (uint64_t)step);
 }
 
 int64_t mxp_optimizer_steps(const mxp_optimizer_t *o) { return o ? o->steps : 0; }

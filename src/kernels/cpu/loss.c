@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "eltwise_impl.h"
+#include "philox_impl.h"
 
 #define F32 MXP_DTYPE_F32
 
@@ -170,50 +171,12 @@ mxp_status mxp_cross_entropy_backward(void *dlogits, mxp_dtype dt, const float *
  * (word >> 8) * 2^-24 in [0, 1) is >= p: thr = ceil(p * 2^24), exact. */
 static uint32_t keep_threshold(float p) { return (uint32_t)ceil((double)p * 16777216.0); }
 
-/* Philox blocks b0 .. b0 + nb - 1 into out (4 nb words): the rounds of mxp_philox4x32
- * (convert.c), for PB counters side by side so the compiler can interleave and vectorise
- * the lanes (a call per block is ~20% slower). The tests compare every mask bit with
- * mxp_philox4x32 itself. */
-enum { PB = 8 };
-static void philox_blocks(uint64_t seed, uint64_t b0, size_t nb, uint32_t *out) {
-    for (size_t j0 = 0; j0 < nb; j0 += PB) {
-        uint32_t c0[PB], c1[PB], c2[PB], c3[PB];
-        for (int j = 0; j < PB; j++) {
-            const uint64_t c = b0 + j0 + (size_t)j;
-            c0[j] = (uint32_t)c;
-            c1[j] = (uint32_t)(c >> 32);
-            c2[j] = c3[j] = 0;
-        }
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            for (int j = 0; j < PB; j++) {
-                const uint64_t p0 = (uint64_t)0xD2511F53u * c0[j];
-                const uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[j];
-                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0;
-                const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
-                c1[j] = (uint32_t)p1;
-                c3[j] = (uint32_t)p0;
-                c0[j] = n0;
-                c2[j] = n2;
-            }
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        for (size_t j = 0; j < PB && j0 + j < nb; j++) {
-            out[4 * (j0 + j)] = c0[j];
-            out[4 * (j0 + j) + 1] = c1[j];
-            out[4 * (j0 + j) + 2] = c2[j];
-            out[4 * (j0 + j) + 3] = c3[j];
-        }
-    }
-}
-
 /* mask[0..n) (n <= BLK) for the words w0 .. w0 + n - 1 of the stream */
 static void philox_mask(uint8_t *mask, size_t n, uint64_t seed, uint64_t w0, uint32_t thr) {
-    uint32_t words[BLK + 4 * PB];
+    uint32_t words[BLK + 4 * MXP_PHILOX_LANES];
     const uint64_t b0 = w0 >> 2; /* the block holding word w0 */
     const size_t skip = (size_t)(w0 & 3), nb = (skip + n + 3) / 4;
-    philox_blocks(seed, b0, nb, words);
+    mxp_philox_blocks(seed, b0, nb, words);
     for (size_t i = 0; i < n; i++) mask[i] = (uint8_t)((words[skip + i] >> 8) >= thr);
 }
 

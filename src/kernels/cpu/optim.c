@@ -1,10 +1,11 @@
 /*
  * optim.c - the fused optimizer updates (SGD with momentum, Nesterov and weight decay; AdamW)
- * on fp32 master weights with the cast of the working copy, and the value census: entry
- * points (checks, ISA dispatch, threads over contiguous slices), the scalar reference
- * kernels, the hyperparameters turned into fp32 constants. optim_avx512.c has the AVX-512
- * kernels, with the same bits. The caller owns weights, moments and counters; nothing here
- * allocates, and nothing clips or unscales beyond the one grad_mul factor.
+ * on fp32 master weights with the cast of the working copy, or on 16-bit weights alone
+ * rounded to nearest even or stochastically, and the value census: entry points (checks, ISA
+ * dispatch, threads over contiguous slices), the scalar reference kernels, the
+ * hyperparameters turned into fp32 constants. optim_avx512.c has the AVX-512 kernels, with
+ * the same bits. The caller owns weights, moments and counters; nothing here allocates, and
+ * nothing clips or unscales beyond the one grad_mul factor.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,15 +34,24 @@ static inline uint32_t round_bits(mxp_dtype dt, float v) {
     }
 }
 
+/* v rounded to dt (F16 or BF16) stochastically with the random word rnd: the encoder of
+ * mxp_format_encode_sr, with the format's constants visible so that it folds. */
+static inline uint32_t sr_bits(mxp_dtype dt, float v, uint32_t rnd) {
+    static const mxp_format f16 = MXP_FORMAT_ROW_FP16, bf16 = MXP_FORMAT_ROW_BF16;
+    return mxp_encode_impl(dt == F16 ? &f16 : &bf16, v, 1, rnd);
+}
+
 /* The end of every update, shared by SGD and AdamW: w is the old weight (master, or work
- * widened), wn the new one in fp32. Writes master (if any) and the cast work copy; counts:
+ * widened), wn the new one in fp32. Writes master (if any) and the cast work copy, rounded to
+ * nearest even, or with sr (no master, 16-bit work) stochastically with the random word rnd;
+ * counts:
  *   update = wn - w (fp32), updated when update != 0 (NaN included);
  *   lost when updated and, with master weights, round(work_old + update) == work_old, and
  *   without them round(wn) == work_old (the stored value did not move).
  * The old work bits are read before anything is written (work may be master). */
-MXP_INLINE void finish_ref(mxp_dtype wt, float *master, void *work, size_t i, float w, float wn,
-                           int count, uint64_t *nu, uint64_t *nl) {
-    const uint32_t nb = round_bits(wt, wn);
+MXP_INLINE void finish_ref(mxp_dtype wt, int sr, float *master, void *work, size_t i, float w,
+                           float wn, uint32_t rnd, int count, uint64_t *nu, uint64_t *nl) {
+    const uint32_t nb = sr ? sr_bits(wt, wn, rnd) : round_bits(wt, wn);
     if (count) {
         const float upd = wn - w;
         if (upd != 0.0f) {
@@ -62,8 +72,9 @@ MXP_INLINE void finish_ref(mxp_dtype wt, float *master, void *work, size_t i, fl
  *   g = grad * grad_mul; g = g + wd * w; b = first ? g : b * momentum + (1 - damp) * g;
  *   g = nesterov ? g + momentum * b : b; w = w + (-lr) * g
  * each operation one fp32 rounding, no FMA (the AVX-512 kernel does the same operations).
+ * With sr the elements go in chunks of MXP_SR_CHUNK, each with its random words drawn first.
  * io and k are copied to locals: under -fno-strict-aliasing every store could change them. */
-MXP_INLINE void sgd_ref(mxp_dtype wt, mxp_dtype gt, const mxp_update_io *io, float *buf,
+MXP_INLINE void sgd_ref(mxp_dtype wt, mxp_dtype gt, int sr, const mxp_update_io *io, float *buf,
                         const mxp_optim_k *kp, size_t lo, size_t hi, uint64_t cnt[2]) {
     const mxp_optim_k k = *kp;
     float *const master = io->master;
@@ -72,16 +83,22 @@ MXP_INLINE void sgd_ref(mxp_dtype wt, mxp_dtype gt, const mxp_update_io *io, flo
     const float gm = io->grad_mul;
     const int count = io->n_updated || io->n_lost;
     uint64_t nu = 0, nl = 0;
-    for (size_t i = lo; i < hi; i++) {
-        float g = mxp_load_f32(gt, grad, i) * gm;
-        const float w = master ? master[i] : mxp_load_f32(wt, work, i);
-        if (k.has_wd) g = g + k.wd * w;
-        if (k.has_momentum) {
-            const float b = k.first ? g : buf[i] * k.momentum + k.damp * g;
-            buf[i] = b;
-            g = k.nesterov ? g + k.momentum * b : b;
+    uint32_t rw[MXP_SR_CHUNK]; /* with sr: the words of elements c .. e - 1 */
+    for (size_t c = lo; c < hi; c += MXP_SR_CHUNK) {
+        const size_t e = MXP_MIN(hi, c + MXP_SR_CHUNK);
+        if (sr) mxp_sr_words(io->sr_seed, io->sr_offset + c, e - c, rw);
+        for (size_t i = c; i < e; i++) {
+            float g = mxp_load_f32(gt, grad, i) * gm;
+            const float w = master ? master[i] : mxp_load_f32(wt, work, i);
+            if (k.has_wd) g = g + k.wd * w;
+            if (k.has_momentum) {
+                const float b = k.first ? g : buf[i] * k.momentum + k.damp * g;
+                buf[i] = b;
+                g = k.nesterov ? g + k.momentum * b : b;
+            }
+            finish_ref(wt, sr, master, work, i, w, w + k.neg_lr * g, sr ? rw[i - c] : 0, count, &nu,
+                       &nl);
         }
-        finish_ref(wt, master, work, i, w, w + k.neg_lr * g, count, &nu, &nl);
     }
     cnt[0] += nu;
     cnt[1] += nl;
@@ -91,8 +108,8 @@ MXP_INLINE void sgd_ref(mxp_dtype wt, mxp_dtype gt, const mxp_update_io *io, flo
  *   g = grad * grad_mul; w = w * decay; m = m * b1 + c1 * g; v = v * b2 + (c2 * g) * g;
  *   w = w - (step_size * m) / (sqrt(v) / bc2_sqrt + eps)
  * each operation one fp32 rounding (sqrt and / correctly rounded), no FMA. */
-MXP_INLINE void adamw_ref(mxp_dtype wt, mxp_dtype gt, const mxp_update_io *io, float *m, float *v,
-                          const mxp_optim_k *kp, size_t lo, size_t hi, uint64_t cnt[2]) {
+MXP_INLINE void adamw_ref(mxp_dtype wt, mxp_dtype gt, int sr, const mxp_update_io *io, float *m,
+                          float *v, const mxp_optim_k *kp, size_t lo, size_t hi, uint64_t cnt[2]) {
     const mxp_optim_k k = *kp;
     float *const master = io->master;
     void *const work = io->work;
@@ -100,40 +117,66 @@ MXP_INLINE void adamw_ref(mxp_dtype wt, mxp_dtype gt, const mxp_update_io *io, f
     const float gm = io->grad_mul;
     const int count = io->n_updated || io->n_lost;
     uint64_t nu = 0, nl = 0;
-    for (size_t i = lo; i < hi; i++) {
-        const float g = mxp_load_f32(gt, grad, i) * gm;
-        const float w = master ? master[i] : mxp_load_f32(wt, work, i);
-        const float wd = k.has_wd ? w * k.decay : w;
-        const float mi = m[i] * k.b1 + k.c1 * g;
-        const float vi = v[i] * k.b2 + (k.c2 * g) * g;
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = sqrtf(vi) / k.bc2_sqrt + k.eps;
-        finish_ref(wt, master, work, i, w, wd - (k.step_size * mi) / denom, count, &nu, &nl);
+    uint32_t rw[MXP_SR_CHUNK]; /* with sr: the words of elements c .. e - 1 */
+    for (size_t c = lo; c < hi; c += MXP_SR_CHUNK) {
+        const size_t e = MXP_MIN(hi, c + MXP_SR_CHUNK);
+        if (sr) mxp_sr_words(io->sr_seed, io->sr_offset + c, e - c, rw);
+        for (size_t i = c; i < e; i++) {
+            const float g = mxp_load_f32(gt, grad, i) * gm;
+            const float w = master ? master[i] : mxp_load_f32(wt, work, i);
+            const float wd = k.has_wd ? w * k.decay : w;
+            const float mi = m[i] * k.b1 + k.c1 * g;
+            const float vi = v[i] * k.b2 + (k.c2 * g) * g;
+            m[i] = mi;
+            v[i] = vi;
+            const float denom = sqrtf(vi) / k.bc2_sqrt + k.eps;
+            finish_ref(wt, sr, master, work, i, w, wd - (k.step_size * mi) / denom,
+                       sr ? rw[i - c] : 0, count, &nu, &nl);
+        }
     }
     cnt[0] += nu;
     cnt[1] += nl;
 }
 
-/* One instance per (work, grad) dtype pair, chosen by a switch the compiler folds. */
+/* One instance per (work, grad) dtype pair and rounding, chosen by a switch the compiler
+ * folds; stochastic rounding only for the 16-bit work dtypes. */
 #define PAIR(w, g) ((int)(w)*MXP_DTYPE_COUNT + (int)(g))
 #define GRADS(X, w) X(w, F32) X(w, F16) X(w, BF16)
 #define ALL_PAIRS(X) GRADS(X, F32) GRADS(X, F16) GRADS(X, BF16)
+#define SR_PAIRS(X) GRADS(X, F16) GRADS(X, BF16)
 
 static void sgd_slice_ref(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
                           size_t lo, size_t hi, uint64_t cnt[2]) {
     (void)s1;
 #define SGD_CASE(w, g)                                                                             \
-    case PAIR(w, g): sgd_ref(w, g, io, s0, k, lo, hi, cnt); break;
-    switch (PAIR(io->work_dtype, io->grad_dtype)) { ALL_PAIRS(SGD_CASE) }
+    case PAIR(w, g):                                                                               \
+        sgd_ref(w, g, 0, io, s0, k, lo, hi, cnt);                                                  \
+        break;
+#define SGD_SR_CASE(w, g)                                                                          \
+    case PAIR(w, g): sgd_ref(w, g, 1, io, s0, k, lo, hi, cnt); break;
+    if (io->stochastic) {
+        switch (PAIR(io->work_dtype, io->grad_dtype)) { SR_PAIRS(SGD_SR_CASE) }
+    } else {
+        switch (PAIR(io->work_dtype, io->grad_dtype)) { ALL_PAIRS(SGD_CASE) }
+    }
+#undef SGD_SR_CASE
 #undef SGD_CASE
 }
 
 static void adamw_slice_ref(const mxp_update_io *io, float *s0, float *s1, const mxp_optim_k *k,
                             size_t lo, size_t hi, uint64_t cnt[2]) {
 #define ADAMW_CASE(w, g)                                                                           \
-    case PAIR(w, g): adamw_ref(w, g, io, s0, s1, k, lo, hi, cnt); break;
-    switch (PAIR(io->work_dtype, io->grad_dtype)) { ALL_PAIRS(ADAMW_CASE) }
+    case PAIR(w, g):                                                                               \
+        adamw_ref(w, g, 0, io, s0, s1, k, lo, hi, cnt);                                            \
+        break;
+#define ADAMW_SR_CASE(w, g)                                                                        \
+    case PAIR(w, g): adamw_ref(w, g, 1, io, s0, s1, k, lo, hi, cnt); break;
+    if (io->stochastic) {
+        switch (PAIR(io->work_dtype, io->grad_dtype)) { SR_PAIRS(ADAMW_SR_CASE) }
+    } else {
+        switch (PAIR(io->work_dtype, io->grad_dtype)) { ALL_PAIRS(ADAMW_CASE) }
+    }
+#undef ADAMW_SR_CASE
 #undef ADAMW_CASE
 }
 
@@ -180,14 +223,20 @@ typedef struct span {
     const char *name;
 } span;
 
-/* The io struct and the state buffers: dtypes, NULLs, and no two buffers sharing a byte,
- * except master == work exactly when work is F32. */
+/* The io struct and the state buffers: dtypes, stochastic rounding only on 16-bit work
+ * without master, NULLs, and no two buffers sharing a byte, except master == work exactly
+ * when work is F32. */
 static mxp_status check_update(const char *fn, const mxp_update_io *io, float *s0, const char *n0,
                                float *s1, const char *n1) {
     if (!io) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: io is NULL", fn);
     if (!mxp_dtype_size(io->work_dtype) || !mxp_dtype_size(io->grad_dtype))
         return MXP_FAIL(MXP_ERR_DTYPE, "%s: unknown dtype (work %d, grad %d; use f32, f16, bf16)",
                         fn, (int)io->work_dtype, (int)io->grad_dtype);
+    if (io->stochastic && (io->master || (io->work_dtype != F16 && io->work_dtype != BF16)))
+        return MXP_FAIL(MXP_ERR_INVALID_ARG,
+                        "%s: stochastic rounding applies to f16 or bf16 work without master "
+                        "weights (got %s work, master %s)",
+                        fn, mxp_dtype_name(io->work_dtype), io->master ? "set" : "NULL");
     const size_t n = io->n;
     if (n == 0) return MXP_OK;
     if (n > SIZE_MAX / 4) return MXP_FAIL(MXP_ERR_INVALID_ARG, "%s: n=%zu too large", fn, n);
