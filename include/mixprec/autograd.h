@@ -121,6 +121,12 @@ MXP_API void mxp_graph_set_profiling(mxp_graph_t *g, int on);
  * the graph (a string literal); NULL goes back to op kinds. */
 MXP_API void mxp_graph_set_profile_label(mxp_graph_t *g, const char *label);
 
+/* The nodes recorded in the current step, in execution order (lent; valid
+ * until mxp_graph_reset): their count, and node i (NULL outside [0, count)).
+ * The numerics statistics read activations and their gradients this way. */
+MXP_API int mxp_graph_n_nodes(const mxp_graph_t *g);
+MXP_API const mxp_node *mxp_graph_node(const mxp_graph_t *g, int i);
+
 /* Per-op-kind (or label) seconds accumulated since profiling was switched on: calls
  * fn(op, forward_s, backward_s, calls, user) once per kind. */
 MXP_API void mxp_graph_profile(const mxp_graph_t *g,

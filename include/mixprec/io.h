@@ -72,6 +72,8 @@ MXP_API void mxp_json_begin(mxp_json *o); /* starts "{" */
 MXP_API void mxp_json_str(mxp_json *o, const char *key, const char *value);
 MXP_API void mxp_json_int(mxp_json *o, const char *key, int64_t value);
 MXP_API void mxp_json_num(mxp_json *o, const char *key, double value);
+MXP_API void mxp_json_uint_array(mxp_json *o, const char *key, const uint64_t *v,
+                                 size_t n); /* "key":[1,2,3] */
 MXP_API void mxp_json_bool(mxp_json *o, const char *key, int value);
 MXP_API void mxp_json_null(mxp_json *o, const char *key);
 MXP_API void mxp_json_object_begin(mxp_json *o, const char *key); /* "key":{ */

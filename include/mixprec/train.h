@@ -66,6 +66,9 @@ typedef struct mxp_accelerator_options {
     int num_threads;         /* 0: MIXPREC_NUM_THREADS, else every core */
     uint64_t seed;           /* dropout masks */
     int stats_every;         /* count zero gradients and lost updates every N steps; 0 never */
+    int numerics_stats;      /* also measure every tensor on those steps (mxp_numerics: weights,
+                                gradients before and after unscaling, activations and their
+                                gradients), reported through mxp_accelerator_set_numerics */
     int profile;             /* time every op (mxp_graph_profile) */
 } mxp_accelerator_options;
 
@@ -156,6 +159,12 @@ typedef struct mxp_step_result {
     int have_stats;          /* the two fractions below were counted on this step */
     double zero_grad_frac;   /* weight-gradient values that are zero in the working dtype */
     double lost_update_frac; /* nonzero updates that rounding to the working dtype loses */
+    double lost_fp16_frac;   /* with numerics_stats, on a stats step: nonzero fp32 updates that
+                                storing the weights in fp16 (no master) would lose, i.e.
+                                round(w + u) == round(w); -1 when not measured (no fp32
+                                weights: master weights off) */
+    double lost_bf16_frac;   /* the same for bf16 */
+    double numerics_s;       /* seconds this step spent on numerics statistics */
     double loss;             /* the cycle's loss: the mean over its micro-batches of each one's
                                 loss, over every rank's samples of it */
     size_t comm_bytes;       /* bytes this rank handed to MPI for the step (0 alone): the
@@ -172,6 +181,26 @@ typedef struct mxp_step_result {
  * below its floor, return MXP_ERR_NONFINITE naming the step (1-based); the
  * weights are left as they were before the step. Errors: also from the optimizer. */
 MXP_API mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res);
+
+/* One measured tensor of a numerics-statistics step (lent to the callback,
+ * valid during the call). kind: "weight" (the fp32 masters, or the weights
+ * themselves), "grad" (weight gradients unscaled: the loss scale divided
+ * out), "grad_scaled" (as stored, when a loss scale other than 1 is in use),
+ * "activation" (forward values, per op kind or profile label, merged over
+ * the step's last micro-batch) or "activation_grad" (their gradients,
+ * unscaled). */
+typedef struct mxp_numerics_record {
+    int64_t step; /* the optimizer step (1-based) being taken */
+    const char *kind;
+    const char *name; /* the parameter ("fc1.weight") or op label ("linear", "attn.c_attn") */
+    const mxp_numerics *s;
+} mxp_numerics_record;
+typedef void (*mxp_numerics_fn)(const mxp_numerics_record *r, void *user);
+
+/* Where the numerics statistics go (options.numerics_stats): fn is called
+ * once per measured tensor on every stats_every-th step, before the update.
+ * NULL turns the reports off (nothing is measured). */
+MXP_API void mxp_accelerator_set_numerics(mxp_accelerator_t *acc, mxp_numerics_fn fn, void *user);
 
 /* What the accelerator resolved, and its counters. */
 MXP_API mxp_precision mxp_accelerator_precision(const mxp_accelerator_t *acc);
@@ -270,9 +299,13 @@ typedef struct mxp_trainer_args {
     char resume[512];   /* continue from this checkpoint (or the newest one in this output
                            directory), "" = a fresh run */
     int64_t log_every;
-    int stats_every; /* numerics counters every N steps (0 = off) */
-    float dropout;   /* < 0 = the model's default */
-    int64_t hidden;  /* 0 = the model's default first hidden width */
+    int stats_every;         /* numerics counters every N steps (0 = off) */
+    int numerics_stats;      /* on those steps also measure every tensor (mxp_numerics), log
+                                "numerics" events and end with the advisor's "advice" */
+    int stochastic_rounding; /* round the 16-bit weights stochastically (needs master weights
+                                off and bf16 or fp16; mxp_optim_config) */
+    float dropout;           /* < 0 = the model's default */
+    int64_t hidden;          /* 0 = the model's default first hidden width */
     int profile;
     /* gpt (0 = the model's default: 6 layers, 6 heads, 384 wide, block 256) */
     int64_t n_layer, n_head, n_embd, block_size;
@@ -443,6 +476,10 @@ typedef struct mxp_train_summary {
                                    every rank's samples */
     size_t comm_bytes_per_step; /* bytes each rank handed to MPI per optimizer step (0 alone) */
     double comm_s;              /* seconds rank 0 spent in collectives over the run */
+    double numerics_s;          /* with numerics_stats: seconds spent measuring (inside wall_s) */
+    int have_advice;            /* numerics_stats measured at least one step: advice is filled */
+    mxp_numerics_advice advice;
+    char advice_text[1024];
 } mxp_train_summary;
 
 typedef struct mxp_train_event {

@@ -33,6 +33,12 @@ struct mxp_graph {
     int n_prof;
 };
 
+int mxp_graph_n_nodes(const mxp_graph_t *g) { return g ? g->n_nodes : 0; }
+
+const mxp_node *mxp_graph_node(const mxp_graph_t *g, int i) {
+    return g && i >= 0 && i < g->n_nodes ? g->tape[i] : NULL;
+}
+
 double mxp_graph_clock(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -115,6 +115,17 @@ void mxp_json_int(mxp_json *o, const char *key, int64_t value) {
     puts_(o, num);
 }
 
+void mxp_json_uint_array(mxp_json *o, const char *key, const uint64_t *v, size_t n) {
+    if (!o || !field(o, key)) return;
+    puts_(o, "[");
+    char num[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num, sizeof num, "%s%" PRIu64, i ? "," : "", v[i]);
+        puts_(o, num);
+    }
+    puts_(o, "]");
+}
+
 void mxp_json_num(mxp_json *o, const char *key, double value) {
     if (!o || !field(o, key)) return;
     if (!isfinite(value)) {

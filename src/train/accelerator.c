@@ -45,6 +45,9 @@ struct mxp_accelerator {
     int reduced;       /* the gradients of this cycle were all-reduced */
     size_t comm_bytes; /* handed to MPI this cycle */
     double comm_s;     /* seconds in collectives this cycle */
+    int numerics;      /* options.numerics_stats */
+    mxp_numerics_fn numerics_fn;
+    void *numerics_user;
 };
 
 void mxp_accelerator_options_init(mxp_accelerator_options *o) {
@@ -178,6 +181,7 @@ mxp_status mxp_accelerator_create(mxp_accelerator_t **out, const mxp_accelerator
     acc->master_weights = prec == MXP_PREC_NO ? 1 : master;
     acc->grad_accum = accum;
     acc->stats_every = o->stats_every;
+    acc->numerics = o->numerics_stats;
     acc->seed = o->seed;
     acc->clip_coef = 1.0f;
     acc->rank = mxp_dist_rank();
@@ -357,6 +361,157 @@ static mxp_status zero_grad_fraction(const mxp_model_t *m, double *frac) {
     return MXP_OK;
 }
 
+void mxp_accelerator_set_numerics(mxp_accelerator_t *acc, mxp_numerics_fn fn, void *user) {
+    acc->numerics_fn = fn;
+    acc->numerics_user = user;
+}
+
+/* The fp32 weights the optimizer updates: the master, or an fp32 working copy; NULL when the
+ * weights exist only in 16 bits. */
+static const mxp_tensor *fp32_weights(const mxp_param *p) {
+    if (p->master) return p->master;
+    return p->work->dtype == MXP_DTYPE_F32 ? p->work : NULL;
+}
+
+static mxp_status report(mxp_accelerator_t *acc, const char *kind, const char *name,
+                         const mxp_numerics *s) {
+    const mxp_numerics_record rec = {acc->cycles + 1, kind, name, s};
+    acc->numerics_fn(&rec, acc->numerics_user);
+    return MXP_OK;
+}
+
+enum { MAX_LABELS = 64 }; /* op kinds / profile labels of one step's activations */
+
+/* Measure and report every tensor of the step about to be taken: each parameter's weights
+ * and gradient (unscaled, and as stored when scaled), and the last micro-batch's activations
+ * and their gradients merged per op label (the graph's tape). */
+static mxp_status report_numerics(mxp_accelerator_t *acc) {
+    const float unscale = 1.0f / acc->scaler.scale;
+    mxp_numerics *s = mxp_alloc(sizeof *s);
+    mxp_numerics *acts = mxp_alloc_array(2 * MAX_LABELS, sizeof *acts); /* value, grad */
+    if (!s || !acts) {
+        mxp_free(s);
+        mxp_free(acts);
+        return MXP_FAIL(MXP_ERR_NOMEM, "numerics statistics");
+    }
+    mxp_status st = MXP_OK;
+    const mxp_model_t *m = acc->model;
+    for (int i = 0; st == MXP_OK && i < m->n_params; i++) {
+        const mxp_param *p = m->params[i];
+        const mxp_tensor *w = fp32_weights(p) ? fp32_weights(p) : p->work;
+        mxp_numerics_clear(s);
+        st = mxp_numerics_add(s, w->data, w->dtype, (size_t)mxp_tensor_numel(w), 1.0f);
+        if (st == MXP_OK) st = report(acc, "weight", p->name, s);
+        if (st != MXP_OK || !p->var.has_grad) continue;
+        const size_t n = (size_t)mxp_tensor_numel(p->grad);
+        mxp_numerics_clear(s);
+        st = mxp_numerics_add(s, p->grad->data, p->grad->dtype, n, unscale);
+        if (st == MXP_OK) st = report(acc, "grad", p->name, s);
+        if (st != MXP_OK || acc->scaler.scale == 1.0f) continue;
+        mxp_numerics_clear(s);
+        st = mxp_numerics_add(s, p->grad->data, p->grad->dtype, n, 1.0f);
+        if (st == MXP_OK) st = report(acc, "grad_scaled", p->name, s);
+    }
+    /* activations grouped by the model's profile label ("attn.c_attn" for every gpt block),
+     * else by op and its occurrence in the step ("linear.1", "linear.2", ...: one per layer) */
+    char labels[MAX_LABELS][48];
+    const char *ops[MAX_LABELS]; /* op kinds seen without a label, and how often */
+    int op_count[MAX_LABELS], nl = 0, nops = 0;
+    for (int i = 0; st == MXP_OK && i < mxp_graph_n_nodes(acc->graph); i++) {
+        const mxp_node *node = mxp_graph_node(acc->graph, i);
+        /* not the loss: a scalar kept in fp32 in every mode, whose gradient is the seed */
+        if (mxp_tensor_numel(node->out->value) == 1) continue;
+        char label[48];
+        if (node->prof && node->prof != node->op) {
+            snprintf(label, sizeof label, "%s", node->prof);
+        } else {
+            int o = 0;
+            while (o < nops && strcmp(ops[o], node->op) != 0) o++;
+            if (o == nops) {
+                if (nops == MAX_LABELS) continue;
+                ops[nops] = node->op;
+                op_count[nops++] = 0;
+            }
+            snprintf(label, sizeof label, "%s.%d", node->op, ++op_count[o]);
+        }
+        int k = 0;
+        while (k < nl && strcmp(labels[k], label) != 0) k++;
+        if (k == nl) {
+            if (nl == MAX_LABELS) continue; /* more groups than a report holds: the rest */
+            snprintf(labels[nl++], sizeof labels[0], "%s", label);
+            mxp_numerics_clear(&acts[2 * k]);
+            mxp_numerics_clear(&acts[2 * k + 1]);
+        }
+        const mxp_tensor *v = node->out->value, *gr = node->out->grad;
+        st = mxp_numerics_add(&acts[2 * k], v->data, v->dtype, (size_t)mxp_tensor_numel(v), 1.0f);
+        if (st == MXP_OK && node->out->has_grad && gr)
+            st = mxp_numerics_add(&acts[2 * k + 1], gr->data, gr->dtype,
+                                  (size_t)mxp_tensor_numel(gr), unscale);
+    }
+    for (int k = 0; st == MXP_OK && k < nl; k++) {
+        st = report(acc, "activation", labels[k], &acts[2 * k]);
+        if (st == MXP_OK && acts[2 * k + 1].n)
+            st = report(acc, "activation_grad", labels[k], &acts[2 * k + 1]);
+    }
+    mxp_free(s);
+    mxp_free(acts);
+    return st;
+}
+
+/* The fp32 weights before the update (NULL when the model has none), for lost_updates. */
+static mxp_status snapshot_weights(const mxp_model_t *m, float **out) {
+    *out = NULL;
+    size_t total = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (fp32_weights(m->params[i])) total += (size_t)mxp_tensor_numel(m->params[i]->work);
+    if (!total) return MXP_OK;
+    float *b = mxp_alloc_array(total, sizeof *b);
+    if (!b) return MXP_FAIL(MXP_ERR_NOMEM, "numerics: a copy of the weights");
+    size_t at = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const mxp_tensor *w = fp32_weights(m->params[i]);
+        if (!w) continue;
+        memcpy(b + at, w->data, (size_t)mxp_tensor_numel(w) * sizeof *b);
+        at += (size_t)mxp_tensor_numel(w);
+    }
+    *out = b;
+    return MXP_OK;
+}
+
+/* Of the nonzero updates from old to the current fp32 weights, the shares that storing the
+ * weights in fp16 and in bf16 would lose: round(new) == round(old), rounded by the bulk
+ * conversions a chunk at a time. */
+static mxp_status lost_updates(const mxp_model_t *m, const float *old, double *f16, double *bf16) {
+    enum { CHUNK = 2048 };
+    uint16_t a16[CHUNK], b16[CHUNK], abf[CHUNK], bbf[CHUNK];
+    uint64_t updated = 0, lost16 = 0, lostbf = 0;
+    size_t at = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const mxp_tensor *w = fp32_weights(m->params[i]);
+        if (!w) continue;
+        const float *now = w->data;
+        const size_t n = (size_t)mxp_tensor_numel(w);
+        for (size_t j = 0; j < n; j += CHUNK) {
+            const size_t k = n - j < CHUNK ? n - j : CHUNK;
+            const float *o = old + at + j, *c = now + j;
+            MXP_TRY(mxp_convert(a16, MXP_DTYPE_F16, o, MXP_DTYPE_F32, k));
+            MXP_TRY(mxp_convert(b16, MXP_DTYPE_F16, c, MXP_DTYPE_F32, k));
+            MXP_TRY(mxp_convert(abf, MXP_DTYPE_BF16, o, MXP_DTYPE_F32, k));
+            MXP_TRY(mxp_convert(bbf, MXP_DTYPE_BF16, c, MXP_DTYPE_F32, k));
+            for (size_t e = 0; e < k; e++) {
+                const int moved = o[e] != c[e];
+                updated += moved;
+                lost16 += moved & (a16[e] == b16[e]);
+                lostbf += moved & (abf[e] == bbf[e]);
+            }
+        }
+        at += n;
+    }
+    *f16 = updated ? (double)lost16 / (double)updated : 0.0;
+    *bf16 = updated ? (double)lostbf / (double)updated : 0.0;
+    return MXP_OK;
+}
+
 mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
     mxp_step_result r;
     memset(&r, 0, sizeof r);
@@ -375,6 +530,17 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
     const float grad_mul = acc->clip_coef / acc->scaler.scale;
     const int stats = acc->stats_every > 0 && acc->cycles % acc->stats_every == 0;
     if (stats && !acc->found_inf) MXP_TRY(zero_grad_fraction(acc->model, &r.zero_grad_frac));
+    /* numerics on every stats step, and on every step that overflows (what a diverging fp16
+     * run needs looked at), before anything changes */
+    const int numerics = acc->numerics && acc->numerics_fn && (stats || acc->found_inf);
+    float *old = NULL;
+    r.lost_fp16_frac = r.lost_bf16_frac = -1.0;
+    if (numerics) {
+        const double t = mxp_graph_clock();
+        MXP_TRY(report_numerics(acc));
+        if (!acc->found_inf) MXP_TRY(snapshot_weights(acc->model, &old));
+        r.numerics_s += mxp_graph_clock() - t;
+    }
     if (acc->found_inf && !acc->scaler.cfg.enabled)
         return MXP_FAIL(MXP_ERR_NONFINITE,
                         "step %lld: a gradient is not finite in %s mode, where no loss scaler can "
@@ -393,7 +559,20 @@ mxp_status mxp_accelerator_step(mxp_accelerator_t *acc, mxp_step_result *res) {
         r.lr = acc->have_schedule ? mxp_schedule_lr(&acc->sched, acc->applied)
                                   : mxp_optimizer_config(acc->opt)->lr;
         mxp_update_stats us = {0, 0};
-        MXP_TRY(mxp_optimizer_step(acc->opt, r.lr, grad_mul, stats ? &us : NULL));
+        const mxp_status st = mxp_optimizer_step(acc->opt, r.lr, grad_mul, stats ? &us : NULL);
+        if (st == MXP_OK && old) {
+            const double t = mxp_graph_clock();
+            const mxp_status sl =
+                lost_updates(acc->model, old, &r.lost_fp16_frac, &r.lost_bf16_frac);
+            if (sl != MXP_OK) {
+                mxp_free(old);
+                return sl;
+            }
+            r.numerics_s += mxp_graph_clock() - t;
+        }
+        mxp_free(old);
+        old = NULL;
+        MXP_TRY(st);
         if (stats) {
             r.have_stats = 1;
             r.lost_update_frac = us.updated ? (double)us.lost / (double)us.updated : 0.0;

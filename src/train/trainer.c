@@ -220,6 +220,8 @@ mxp_status mxp_trainer_args_set(mxp_trainer_args *a, const char *key_in, const c
     if (IS("eval-every") || IS("eval-steps")) return parse_i64(key, v, 0, &a->eval_every);
     if (IS("eval-batches")) return parse_i64(key, v, 0, &a->eval_batches);
     if (IS("profile")) return parse_bool(key, v, &a->profile);
+    if (IS("numerics-stats")) return parse_bool(key, v, &a->numerics_stats);
+    if (IS("stochastic-rounding")) return parse_bool(key, v, &a->stochastic_rounding);
 #undef IS
     return MXP_FAIL(MXP_ERR_INVALID_ARG,
                     "unknown argument '%s' (see `mixprec train --help` for the names)", key_in);
@@ -290,6 +292,8 @@ void mxp_trainer_args_each(const mxp_trainer_args *a, each_fn fn, void *u) {
     if (a->dropout >= 0.0f) put_f32(fn, u, "dropout", a->dropout);
     if (a->hidden > 0) put_i64(fn, u, "hidden", a->hidden);
     fn("profile", a->profile ? "true" : "false", u);
+    if (a->numerics_stats) fn("numerics-stats", "true", u);
+    if (a->stochastic_rounding) fn("stochastic-rounding", "true", u);
     if (a->n_layer > 0) put_i64(fn, u, "n-layer", a->n_layer);
     if (a->n_head > 0) put_i64(fn, u, "n-head", a->n_head);
     if (a->n_embd > 0) put_i64(fn, u, "n-embd", a->n_embd);
@@ -326,6 +330,12 @@ typedef struct run {
     int64_t saved_step;    /* its step (-1: none) */
     int rank, world;       /* the data-parallel job (0 of 1 alone): rank 0 logs, evaluates,
                               reports and saves; every rank trains */
+    /* numerics statistics (a->numerics_stats): merged over the run for the advisor */
+    mxp_numerics *grads_all, *acts_all; /* unscaled gradients (weights' and activations'),
+                                           forward activations */
+    double lost16_sum, lostbf_sum;
+    int64_t lost_n, numerics_steps, numerics_last_step;
+    mxp_status numerics_err; /* a failed log write inside the callback */
 } run;
 
 static void emit(run *r, mxp_train_event *ev) {
@@ -351,6 +361,10 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
         mxp_json_num(&o, "zero_grad_frac", res->zero_grad_frac);
         mxp_json_num(&o, "lost_update_frac", res->lost_update_frac);
     }
+    if (res->lost_fp16_frac >= 0.0) { /* the shares fp16 and bf16 weights would lose */
+        mxp_json_num(&o, "lost_update_frac_fp16", res->lost_fp16_frac);
+        mxp_json_num(&o, "lost_update_frac_bf16", res->lost_bf16_frac);
+    }
     if (r->world > 1) {
         mxp_json_int(&o, "comm_bytes", (int64_t)res->comm_bytes);
         mxp_json_num(&o, "comm_s", res->comm_s);
@@ -358,6 +372,51 @@ static mxp_status log_step(run *r, int64_t step, int64_t epoch, double loss,
     mxp_status st = mxp_jsonl_write(r->log, &o);
     mxp_json_free(&o);
     return st;
+}
+
+/* One measured tensor: a "numerics" line in the log (rank 0), and the run's totals. */
+static void on_numerics(const mxp_numerics_record *rec, void *user) {
+    run *r = user;
+    const mxp_numerics *s = rec->s;
+    if (rec->step != r->numerics_last_step) {
+        r->numerics_last_step = rec->step;
+        r->numerics_steps++;
+    }
+    if (!strcmp(rec->kind, "grad") || !strcmp(rec->kind, "activation_grad"))
+        mxp_numerics_merge(r->grads_all, s);
+    else if (!strcmp(rec->kind, "activation"))
+        mxp_numerics_merge(r->acts_all, s);
+    if (!r->log || r->numerics_err != MXP_OK) return;
+    int lo = 0, hi = -1; /* the nonempty bins */
+    for (int i = 0; i < MXP_LOG2_BINS; i++)
+        if (s->log2[i]) {
+            if (hi < 0) lo = i;
+            hi = i;
+        }
+    const double n = s->n ? (double)s->n : 1.0;
+    mxp_json o;
+    mxp_json_begin(&o);
+    mxp_json_str(&o, "event", "numerics");
+    mxp_json_int(&o, "step", rec->step);
+    mxp_json_str(&o, "kind", rec->kind);
+    mxp_json_str(&o, "name", rec->name);
+    mxp_json_int(&o, "n", (int64_t)s->n);
+    mxp_json_int(&o, "zero", (int64_t)s->zero);
+    mxp_json_int(&o, "nonfinite", (int64_t)s->nonfinite);
+    mxp_json_int(&o, "log2_lo", hi < 0 ? 0 : MXP_LOG2_MIN + lo);
+    mxp_json_uint_array(&o, "log2_counts", s->log2 + lo, hi < 0 ? 0 : (size_t)(hi - lo + 1));
+    const mxp_range_stats *fs[2] = {&s->fp16, &s->bf16};
+    for (int k = 0; k < 2; k++) {
+        mxp_json_object_begin(&o, k ? "bf16" : "fp16");
+        mxp_json_num(&o, "overflow", (double)fs[k]->overflow / n);
+        mxp_json_num(&o, "subnormal", (double)fs[k]->subnormal / n);
+        mxp_json_num(&o, "underflow", (double)fs[k]->flush / n);
+        mxp_json_object_end(&o);
+    }
+    mxp_json_num(&o, "max_abs", s->max_abs);
+    mxp_json_num(&o, "min_abs", s->min_abs);
+    r->numerics_err = mxp_jsonl_write(r->log, &o);
+    mxp_json_free(&o);
 }
 
 static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
@@ -393,8 +452,37 @@ static mxp_status do_eval(run *r, int64_t step, int64_t epoch) {
     return MXP_OK;
 }
 
+/* The advisor's numbers and text as an "advice" line. */
+static mxp_status log_advice(run *r) {
+    const mxp_train_summary *s = &r->sum;
+    if (!r->log || !s->have_advice) return MXP_OK;
+    const mxp_numerics_advice *v = &s->advice;
+    mxp_json o;
+    mxp_json_begin(&o);
+    mxp_json_str(&o, "event", "advice");
+    mxp_json_str(&o, "mixed_precision", s->mixed_precision);
+    mxp_json_int(&o, "stats_steps", r->numerics_steps);
+    mxp_json_num(&o, "grad_flush_fp16", v->grad_flush_fp16);
+    mxp_json_num(&o, "grad_subnormal_fp16", v->grad_subnormal_fp16);
+    mxp_json_num(&o, "grad_max", v->grad_max);
+    mxp_json_num(&o, "grad_low", v->grad_low);
+    mxp_json_num(&o, "act_max", v->act_max);
+    mxp_json_num(&o, "loss_scale_min", v->scale_min);
+    mxp_json_num(&o, "loss_scale_max", v->scale_max);
+    mxp_json_bool(&o, "fp16_ok", v->fp16_ok);
+    if (v->lost_bf16 >= 0) {
+        mxp_json_num(&o, "lost_update_frac_fp16", v->lost_fp16);
+        mxp_json_num(&o, "lost_update_frac_bf16", v->lost_bf16);
+    }
+    mxp_json_str(&o, "text", s->advice_text);
+    mxp_status st = mxp_jsonl_write(r->log, &o);
+    mxp_json_free(&o);
+    return st;
+}
+
 static mxp_status log_summary(run *r) {
     if (!r->log) return MXP_OK;
+    MXP_TRY(log_advice(r));
     const mxp_train_summary *s = &r->sum;
     mxp_json o;
     mxp_json_begin(&o);
@@ -416,6 +504,10 @@ static mxp_status log_summary(run *r) {
     if (s->lost_update_frac >= 0.0) mxp_json_num(&o, "lost_update_frac", s->lost_update_frac);
     mxp_json_int(&o, "params", s->params);
     mxp_json_int(&o, "processes", s->processes);
+    if (r->a->numerics_stats) { /* what the measuring cost */
+        mxp_json_num(&o, "numerics_s", s->numerics_s);
+        mxp_json_num(&o, "numerics_share", r->train_s > 0 ? s->numerics_s / r->train_s : 0.0);
+    }
     if (s->processes > 1) {
         mxp_json_int(&o, "comm_bytes_per_step", (int64_t)s->comm_bytes_per_step);
         mxp_json_num(&o, "comm_s", s->comm_s);
@@ -639,6 +731,8 @@ static mxp_status setup(run *r) {
     if (a->weight_decay >= 0.0f) oc.weight_decay = a->weight_decay;
     if (a->momentum >= 0.0f) oc.momentum = a->momentum;
     oc.nesterov = a->nesterov;
+    oc.stochastic_rounding = a->stochastic_rounding;
+    oc.sr_seed = a->seed;
     MXP_TRY(mxp_optimizer_create(&r->opt, &oc));
 
     mxp_accelerator_options ao;
@@ -656,7 +750,16 @@ static mxp_status setup(run *r) {
     ao.seed = a->seed;
     ao.stats_every = a->stats_every;
     ao.profile = a->profile;
+    ao.numerics_stats = a->numerics_stats;
     MXP_TRY(mxp_accelerator_create(&r->acc, &ao));
+    if (a->numerics_stats) {
+        r->grads_all = mxp_alloc(sizeof *r->grads_all);
+        r->acts_all = mxp_alloc(sizeof *r->acts_all);
+        if (!r->grads_all || !r->acts_all) return MXP_FAIL(MXP_ERR_NOMEM, "numerics statistics");
+        mxp_numerics_clear(r->grads_all);
+        mxp_numerics_clear(r->acts_all);
+        mxp_accelerator_set_numerics(r->acc, on_numerics, r);
+    }
     MXP_TRY(mxp_loader_create(&r->train, r->train_ds, a->batch_size, 1, a->seed, 0));
     MXP_TRY(mxp_accelerator_prepare(r->acc, r->model, r->opt, r->train, NULL));
     if (r->resumed) {
@@ -815,6 +918,13 @@ static mxp_status finish_step(run *r, loop *L, int64_t epoch) {
     L->cycle_n = 0;
     r->sum.comm_bytes_per_step = res.comm_bytes;
     r->sum.comm_s += res.comm_s;
+    MXP_TRY(r->numerics_err);
+    r->sum.numerics_s += res.numerics_s;
+    if (res.lost_fp16_frac >= 0.0) {
+        r->lost16_sum += res.lost_fp16_frac;
+        r->lostbf_sum += res.lost_bf16_frac;
+        r->lost_n++;
+    }
     if (res.have_stats) {
         r->zero_sum += res.zero_grad_frac;
         r->lost_sum += res.lost_update_frac;
@@ -983,6 +1093,13 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
             s->lost_update_frac = r.lost_sum / (double)r.stats_n;
         }
         if (a->profile) mxp_graph_profile(mxp_accelerator_graph(r.acc), collect_profile, s);
+        if (r.numerics_steps > 0) {
+            mxp_numerics_advise(r.grads_all, r.acts_all,
+                                r.lost_n ? r.lost16_sum / (double)r.lost_n : -1.0,
+                                r.lost_n ? r.lostbf_sum / (double)r.lost_n : -1.0, &s->advice);
+            mxp_numerics_advice_text(&s->advice, s->advice_text, sizeof s->advice_text);
+            s->have_advice = 1;
+        }
         if (st == MXP_OK) {
             st = log_summary(&r);
             mxp_train_event ev = {.kind = MXP_TRAIN_EVENT_END,
@@ -1003,5 +1120,7 @@ mxp_status mxp_trainer_run(const mxp_trainer_args *a, mxp_train_callback cb, voi
     mxp_dataset_free(r.train_ds);
     mxp_dataset_free(r.test_ds);
     mxp_free(resumed);
+    mxp_free(r.grads_all);
+    mxp_free(r.acts_all);
     return st;
 }

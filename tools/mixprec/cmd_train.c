@@ -59,6 +59,12 @@ static const cli_opt opts[] = {
      "continue exactly from a checkpoint, or from the newest one in an output DIR"},
     {"--log-every", "N", "write a step line every N steps (default 1)"},
     {"--stats-every", "N", "count zero gradients and lost updates every N steps (default 50)"},
+    {"--stochastic-rounding", NULL,
+     "with --master-weights off: round the 16-bit weights stochastically instead of to "
+     "nearest (small updates survive on average)"},
+    {"--numerics-stats", NULL,
+     "on those steps also log every tensor's log2|x| histogram and what fp16/bf16 would do to "
+     "it, and end with advice on fp16 vs bf16 and the loss scale (docs/NUMERICS.md)"},
     {"--profile", NULL, "time every op and print the split per op kind"},
     {"--args", "FILE.yaml", "Trainer-style arguments (bf16: true, learning_rate: ...); flags win"},
     {"--quiet", NULL, "no progress output, only the summary"},
@@ -201,6 +207,17 @@ static void print_summary(const mxp_train_summary *s, const mxp_trainer_args *a)
         printf("numerics: %.4f%% of weight-gradient values are zero, %.4f%% of updates are lost "
                "to rounding in the working precision\n",
                100.0 * s->zero_grad_frac, 100.0 * s->lost_update_frac);
+    if (s->have_advice) {
+        printf("numerics advice (%s run; measuring took %.2f s, %.1f%% of the wall time):\n",
+               strcmp(s->mixed_precision, "no") ? s->mixed_precision : "fp32", s->numerics_s,
+               s->wall_s > 0 ? 100.0 * s->numerics_s / s->wall_s : 0.0);
+        for (const char *l = s->advice_text; *l;) { /* each line indented */
+            const char *e = strchr(l, '\n');
+            const int len = e ? (int)(e - l) : (int)strlen(l);
+            printf("  %.*s\n", len, l);
+            l += len + (e != NULL);
+        }
+    }
     if (s->n_profile) {
         double total = 0;
         for (int i = 0; i < s->n_profile; i++) total += s->profile[i].fwd_s + s->profile[i].bwd_s;
@@ -249,6 +266,14 @@ int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(name, "profile")) {
             profile = 1;
+            continue;
+        }
+        if (!strcmp(name, "numerics-stats")) {
+            a.numerics_stats = 1;
+            continue;
+        }
+        if (!strcmp(name, "stochastic-rounding")) {
+            a.stochastic_rounding = 1;
             continue;
         }
         if (mxp_trainer_args_set(&a, name, vals[i]) != MXP_OK) {
