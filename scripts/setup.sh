@@ -39,6 +39,7 @@ TEST_PKGS=(
     fortunes        # the gpt model's default text, /usr/share/games/fortunes (--data fortunes)
     clang           # make fuzz: the libFuzzer targets of fuzz/ are built with clang (14 on Debian 12)
     libclang-rt-14-dev # libclang_rt.fuzzer and clang's ASan/UBSan runtimes (only recommended by clang)
+    gnuplot-nox     # `mixprec plot` draws its PNG with it; test_plot_cli's PNG checks skip without it
 )
 TEST_PIP_PKGS=(
     # module==version. ml_dtypes: numpy dtypes for fp8. tests/reference/numerics_ref.bin was

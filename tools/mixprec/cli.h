@@ -64,6 +64,8 @@ int cmd_export(int argc, char **argv);
 void help_export(FILE *out);
 int cmd_show(int argc, char **argv);
 void help_show(FILE *out);
+int cmd_plot(int argc, char **argv);
+void help_plot(FILE *out);
 int cmd_generate(int argc, char **argv);
 void help_generate(FILE *out);
 int cmd_config(int argc, char **argv);

@@ -22,6 +22,8 @@ static const cli_cmd commands[] = {
      help_export, cmd_export},
     {"show", "name, dtype, shape, size of each tensor of a safetensors file or checkpoint",
      help_show, cmd_show},
+    {"plot", "loss, loss scale and gradient ranges of training logs as one PNG (gnuplot)",
+     help_plot, cmd_plot},
     {"formats", "range of fp32, fp16, bf16 (fp8 with --all): max, min normal/subnormal, epsilon",
      help_formats, cmd_formats},
     {"inspect", "each VALUE's bits, stored value, rounding error and ulp in fp32, fp16, bf16",
@@ -39,7 +41,8 @@ static const cli_cmd commands[] = {
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 static const char command_list[] =
-    "train, eval, generate, export, show, formats, inspect, env, bench, config, launch, help";
+    "train, eval, generate, export, show, plot, formats, inspect, env, bench, config, launch, "
+    "help";
 
 static const cli_cmd *find_command(const char *name) {
     for (int i = 0; i < NCOMMANDS; i++)
