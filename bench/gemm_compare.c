@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <mixprec.h>
+#include "bench_util.h"
 
 #ifdef HAVE_OPENBLAS
 #include <cblas.h>
@@ -29,17 +30,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void die(const char *what) {
     fprintf(stderr, "gemm_compare: %s\n", what);
@@ -219,7 +209,7 @@ int main(int argc, char **argv) {
         fn(ctx);
         t[r] = now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    qsort(t, (size_t)reps, sizeof(double), cmp);
     const double flop = 2.0 * (double)j.M * (double)j.N * (double)j.K;
     const double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
     printf("{\"bench\":\"gemm\",\"impl\":\"%s\",\"dtype\":\"%s\",\"m\":%zu,\"n\":%zu,\"k\":%zu,"

@@ -18,16 +18,7 @@
 
 #include "mixprec.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 static void print_op(const char *op, double f, double b, int64_t calls, void *user) {
     const int n = *(const int *)user; /* warm-up included: a split, not a timing */

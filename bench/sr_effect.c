@@ -27,6 +27,8 @@
 
 #include "mixprec.h"
 
+#include "bench_util.h"
+
 #define TRY(e)                                                                                     \
     do {                                                                                           \
         if ((e) != MXP_OK) {                                                                       \
@@ -34,17 +36,6 @@
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct opts {
     const char *model, *precision, *schedule, *modes, *out;

@@ -14,6 +14,7 @@
 #include "kernels/cpu/eltwise_impl.h"
 #include "kernels/cpu/optim_impl.h"
 #include "mixprec.h"
+#include "isa_conf.h"
 #include "test_util.h"
 
 #define F32 MXP_DTYPE_F32
@@ -21,23 +22,6 @@
 #define BF16 MXP_DTYPE_BF16
 
 static const mxp_dtype dtypes[] = {F32, BF16, F16};
-
-/* the configurations: every ISA family this CPU runs, on 1 and 2 threads */
-static mxp_isa isas[MXP_ISA_COUNT];
-static int nisa;
-
-static int nconf(void) { return 2 * nisa; }
-
-static void set_conf(int c) {
-    CHECK(mxp_isa_set(isas[c / 2]) == MXP_OK, "mxp_isa_set: %s", mxp_last_error());
-    mxp_set_num_threads(1 + c % 2);
-}
-
-static const char *conf_name(int c) {
-    static char buf[64];
-    snprintf(buf, sizeof buf, "%s/%dt", mxp_isa_name(isas[c / 2]), 1 + c % 2);
-    return buf;
-}
 
 static uint64_t rng = 0xbb67ae8584caa73bull;
 
@@ -770,11 +754,7 @@ static void test_rne_unchanged(void) {
 int main(void) {
     const mxp_isa saved = mxp_isa_active();
     const int saved_threads = mxp_num_threads();
-    for (int i = 0; i < MXP_ISA_COUNT; i++)
-        if (i <= (int)mxp_isa_detect() && mxp_cpu_supports((mxp_isa)i)) isas[nisa++] = (mxp_isa)i;
-    printf("ISA families tested:");
-    for (int i = 0; i < nisa; i++) printf(" %s", mxp_isa_name(isas[i]));
-    printf("; threads 1 and 2 (OpenMP %s)\n", mxp_have_openmp() ? "on" : "off");
+    isa_conf_init();
 
     static const test_part parts[] = {{"words", test_words},
                                       {"kernel bits", test_kernel_bits},

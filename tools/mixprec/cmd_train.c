@@ -248,9 +248,6 @@ int cmd_train(int argc, char **argv) {
                                cli_quote(pos[0]));
     mxp_trainer_args a;
     mxp_trainer_args_default(&a);
-    /* the environment set by `mixprec launch` beats the built-in default */
-    const char *env = getenv("MIXPREC_MIXED_PRECISION");
-    if (env && *env) a.mixed_precision[0] = '\0';
     int quiet = 0, profile = 0;
     for (int i = 0; i < NOPTS; i++) {
         if (!vals[i] || strcmp(opts[i].name, "--args") != 0) continue;
